@@ -1,0 +1,108 @@
+//! Command-line interface of the `wstap` binary. Lives in the library so that
+//! both capture modes (`app::live`, `app::offline`) and tests share one
+//! definition.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Tap TCP traffic with eBPF (or read a capture file) and print the WebSocket
+/// conversations in it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wstap", version, about, long_about = None)]
+pub struct Cli {
+    /// Capture live on this interface (needs root, or CAP_BPF + CAP_NET_ADMIN).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "read")]
+    pub interface: Option<String>,
+
+    /// Read a pcap or pcapng file instead of capturing live.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
+
+    /// Only traffic to or from this host: an IPv4/IPv6 address or CIDR prefix.
+    /// Repeat for more hosts; none means any host.
+    #[arg(long = "host", value_name = "ADDR[/PREFIX]")]
+    pub hosts: Vec<String>,
+
+    /// Only traffic to or from this TCP port. Repeat for more; none means any.
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+
+    /// How the kernel program is attached (live capture).
+    #[arg(long, value_enum, default_value_t = AttachKind::Tc)]
+    pub attach: AttachKind,
+
+    /// XDP attach mode, with `--attach xdp`.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Skb)]
+    pub xdp_mode: XdpModeArg,
+
+    /// Size of the kernel ring buffer in bytes (rounded up to a power of two
+    /// multiple of the page size).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub ring_size: u32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Print one line per captured TCP segment instead of decoding.
+    #[arg(long)]
+    pub segments: bool,
+
+    /// Stop after this many WebSocket messages.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Shorten printed payloads to this many bytes (the message is still
+    /// decoded whole, up to --max-message).
+    #[arg(long, value_name = "BYTES")]
+    pub payload_max: Option<usize>,
+
+    /// Largest message kept, in bytes; longer ones are reported truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_message: usize,
+
+    /// Largest inflated (permessage-deflate) message, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_inflated: usize,
+
+    /// Write every captured packet to this pcapng file too.
+    #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
+    pub write: Option<PathBuf>,
+
+    /// Print a status line on stderr every second.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Decoder threads (live capture); connections are sharded among them.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Show kernel-side diagnostics (aya-log) and debug logs. Repeat for more.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachKind {
+    /// TC classifier on ingress and egress (TCX links).
+    Tc,
+    /// XDP on ingress only.
+    Xdp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// Generic XDP, works on every interface.
+    Skb,
+    /// Native driver XDP; fails if the driver lacks it.
+    Driver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One human-readable line per event.
+    Text,
+    /// JSON Lines, one object per event (fields documented in the README).
+    Json,
+}

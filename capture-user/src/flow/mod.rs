@@ -1,0 +1,1 @@
+//! TCP reassembly per connection, both directions. (Filled in by the decoder work.)

@@ -1,0 +1,1 @@
+//! Output formats for events: text lines, JSON Lines, pcapng. (Filled in by the decoder work.)

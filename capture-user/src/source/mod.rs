@@ -1,0 +1,44 @@
+//! Where TCP segments come from: capture files (`pcap`) and, later, the live
+//! kernel tap. Both produce the same [`Segment`], so every decoder test that
+//! runs from a capture file also covers live capture.
+
+pub mod pcap;
+
+use std::net::SocketAddr;
+
+/// TCP flag bits as they appear in the TCP header's 13th byte.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+/// One TCP segment (or one chunk of a large segment) as seen on the wire.
+///
+/// The payload is borrowed: from a capture file's packet buffer or straight
+/// from ring-buffer memory, so that in-order data can be decoded without a
+/// copy. A chunk of a large live segment is a `Segment` whose `seq` already
+/// includes the chunk's offset.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// Sequence number of the first payload byte (or of the SYN/FIN).
+    pub seq: u32,
+    pub ack: u32,
+    /// See [`tcp_flags`].
+    pub flags: u8,
+    pub window: u16,
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}

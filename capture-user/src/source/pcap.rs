@@ -1,0 +1,1 @@
+//! pcap and pcapng reader producing Segments. (Filled in by the decoder work.)
