@@ -49,6 +49,11 @@ pub struct Cli {
     #[arg(long)]
     pub segments: bool,
 
+    /// With --segments (live capture): end each line with the segment's
+    /// payload in hex, like `tcpdump -x`.
+    #[arg(long)]
+    pub hex: bool,
+
     /// Stop after this many WebSocket messages.
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,

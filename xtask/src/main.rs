@@ -3,6 +3,8 @@
 //! Everything a fresh machine needs is installed by `setup`, which every other
 //! task calls first, so the README's first commands work on a new machine.
 
+mod bench;
+mod demo;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,18 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Show wstap decoding a real WebSocket conversation in a private
+    /// network namespace, then clean up.
+    Demo {
+        /// Print JSON Lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark wstap against tshark on captures of real traffic and run
+    /// the decoder's criterion micro-benchmarks; prints a markdown table and
+    /// writes it to <target>/bench-results.md. Needs root (records the
+    /// captures in a private network namespace).
+    Bench(bench::Opts),
     /// Run every test of the workspace, the privileged ones included.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -50,6 +64,16 @@ fn main() -> Result<()> {
             setup::run()?;
             let bin = build_wstap()?;
             run_as_root(&bin, &args)
+        }
+        Task::Demo { json } => {
+            setup::run()?;
+            let bin = build_wstap()?;
+            demo::run(&bin, json)
+        }
+        Task::Bench(opts) => {
+            setup::run()?;
+            let bin = build_wstap()?;
+            bench::run(&bin, &opts)
         }
         Task::Test { args } => {
             setup::run()?;

@@ -10,6 +10,13 @@
 //!   `Side::Initiator` is the SYN sender when the SYN was seen, otherwise the
 //!   sender of the first segment seen; `initiator_known` says which.
 //! - `Session::new`, `on_data`, `on_gap`, `on_end`.
+//! - `on_gap` does not emit the `Gap` event (the caller does); it only makes
+//!   the session find its footing again (`Resync`).
+//!
+//! Layout: `http::{head, body, upgrade}` read HTTP heads, skip bodies and
+//! check the handshake; `websocket::{frame, unmask, deflate, resync}` are
+//! the frame-level pieces, `websocket::stream` decodes one direction and
+//! `websocket::session` ties a connection together.
 
 pub mod http;
 pub mod websocket;
@@ -27,7 +34,10 @@ pub struct ProtoConfig {
 
 impl Default for ProtoConfig {
     fn default() -> Self {
-        ProtoConfig { max_message: 16 << 20, max_inflated: 16 << 20 }
+        ProtoConfig {
+            max_message: 16 << 20,
+            max_inflated: 16 << 20,
+        }
     }
 }
 
@@ -69,4 +79,4 @@ pub struct ProtoStats {
     pub resyncs: u64,
 }
 
-pub use websocket::Session;
+pub use websocket::{FrameError, Session};

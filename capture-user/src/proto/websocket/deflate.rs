@@ -1,0 +1,345 @@
+//! permessage-deflate (RFC 7692): one raw-inflate context per direction.
+//!
+//! The context is allocated when the first compressed message arrives (not at
+//! handshake time: most connections never send one, and 10,000 idle
+//! contexts would cost ~400 MiB) and freed after every message when the
+//! sender does not take over its context. A context that missed data (gap,
+//! mid-stream start, failed message) is dropped: a fresh one either inflates
+//! the next message correctly (it refers to nothing older) or fails with
+//! "invalid distance too far back", never yields wrong bytes.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::unmask::reserve_capped;
+
+/// The tail a sender strips from each message (RFC 7692 §7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// Output chunk size while inflating.
+const CHUNK: usize = 16 * 1024;
+/// Past the output cap, inflating goes on (uncounted output is discarded) so
+/// the context stays usable and the real length is known, but only up to
+/// this many bytes or 8 times the cap: a decompression bomb costs bounded CPU.
+const COUNT_FLOOR: u64 = 64 << 20;
+
+/// How one direction compresses, from the handshake (or guessed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateConfig {
+    /// LZ77 window of the sender (8..=15).
+    pub window_bits: u8,
+    /// The sender resets its context after every message.
+    pub no_context_takeover: bool,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        DeflateConfig {
+            window_bits: 15,
+            no_context_takeover: false,
+        }
+    }
+}
+
+/// Result of inflating one message.
+#[derive(Debug)]
+pub struct Inflated {
+    /// First `max_out` bytes of the output.
+    pub data: Vec<u8>,
+    /// Total inflated length (counted past `max_out`).
+    pub len: u64,
+    /// Output was longer than `max_out`.
+    pub capped: bool,
+}
+
+/// A direction's inflate state; holds no memory until first used.
+#[derive(Default)]
+pub struct Inflater {
+    ctx: Option<Box<Decompress>>,
+}
+
+impl Inflater {
+    /// Forgets the context (data was lost, or the sender resets it).
+    pub fn reset(&mut self) {
+        self.ctx = None;
+    }
+
+    /// True while a context is allocated.
+    pub fn has_context(&self) -> bool {
+        self.ctx.is_some()
+    }
+
+    /// Inflates one message's compressed payload. `complete`: the whole
+    /// payload is here (append the tail); otherwise the prefix is inflated
+    /// as far as possible and the context is dropped afterwards.
+    pub fn inflate(
+        &mut self,
+        cfg: DeflateConfig,
+        input: &[u8],
+        complete: bool,
+        max_out: usize,
+    ) -> Result<Inflated, String> {
+        let limit = (max_out as u64).saturating_mul(8).max(COUNT_FLOOR);
+        self.inflate_limited(cfg, input, complete, max_out, limit)
+    }
+
+    /// [`Inflater::inflate`] with an explicit counting limit.
+    fn inflate_limited(
+        &mut self,
+        cfg: DeflateConfig,
+        input: &[u8],
+        complete: bool,
+        max_out: usize,
+        limit: u64,
+    ) -> Result<Inflated, String> {
+        let bits = cfg.window_bits.clamp(9, 15);
+        let ctx = self
+            .ctx
+            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
+        let mut res = Inflated {
+            data: Vec::new(),
+            len: 0,
+            capped: false,
+        };
+        let mut scratch = [0u8; 4096];
+        let r = run(ctx, input, &mut res, max_out, limit, &mut scratch).and_then(|end| {
+            if complete && end == End::More {
+                run(ctx, &TAIL, &mut res, max_out, limit, &mut scratch)
+            } else {
+                Ok(end)
+            }
+        });
+        match r {
+            Ok(end) => {
+                // A stream that ended, was cut, or was given up on cannot go on.
+                if cfg.no_context_takeover || !complete || end != End::More {
+                    self.ctx = None;
+                }
+                Ok(res)
+            }
+            Err(e) => {
+                self.ctx = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How a [`run`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Input used up; the stream goes on with the next message.
+    More,
+    /// The deflate stream ended (BFINAL block); the context cannot continue.
+    Final,
+    /// Output passed the counting limit; the rest was not inflated.
+    GaveUp,
+}
+
+/// Feeds `input` through `ctx`, keeping the first `max_out` bytes of output
+/// and counting the rest up to `limit`.
+fn run(
+    ctx: &mut Decompress,
+    mut input: &[u8],
+    res: &mut Inflated,
+    max_out: usize,
+    limit: u64,
+    scratch: &mut [u8],
+) -> Result<End, String> {
+    loop {
+        if res.len > limit {
+            res.capped = true;
+            return Ok(End::GaveUp);
+        }
+        let before_in = ctx.total_in();
+        let before_out = ctx.total_out();
+        let (status, space) = if res.data.len() < max_out {
+            let want = (max_out - res.data.len()).min(CHUNK);
+            reserve_capped(&mut res.data, want, max_out);
+            let room = (res.data.capacity() - res.data.len()).min(max_out - res.data.len());
+            let start = res.data.len();
+            res.data.resize(start + room, 0);
+            let st = ctx.decompress(input, &mut res.data[start..], FlushDecompress::Sync);
+            let produced = (ctx.total_out() - before_out) as usize;
+            res.data.truncate(start + produced);
+            (st, room)
+        } else {
+            let st = ctx.decompress(input, scratch, FlushDecompress::Sync);
+            if ctx.total_out() > before_out {
+                res.capped = true;
+            }
+            (st, scratch.len())
+        };
+        let status = status.map_err(|e| e.to_string())?;
+        let consumed = (ctx.total_in() - before_in) as usize;
+        let produced = (ctx.total_out() - before_out) as usize;
+        res.len += produced as u64;
+        input = input.get(consumed..).unwrap_or(&[]);
+        match status {
+            Status::StreamEnd => return Ok(End::Final),
+            Status::BufError if consumed == 0 && produced == 0 => return Ok(End::More),
+            _ => {}
+        }
+        if input.is_empty() && produced < space {
+            return Ok(End::More);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// Compresses like a permessage-deflate sender: sync flush, tail removed.
+    pub(crate) fn compress_msg(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        let start_in = c.total_in();
+        loop {
+            let consumed = (c.total_in() - start_in) as usize;
+            out.reserve(1024);
+            c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+                .unwrap();
+            if (c.total_in() - start_in) as usize == data.len() && out.ends_with(&TAIL) {
+                break;
+            }
+        }
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    pub(crate) fn raw_compressor() -> Compress {
+        Compress::new_with_window_bits(Compression::default(), false, 15)
+    }
+
+    #[test]
+    fn rfc7692_hello() {
+        let mut inf = Inflater::default();
+        let r = inf
+            .inflate(
+                DeflateConfig::default(),
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                1 << 20,
+            )
+            .unwrap();
+        assert_eq!(r.data, b"Hello");
+        assert_eq!(r.len, 5);
+        assert!(inf.has_context());
+        // Context takeover: the second "Hello" refers back to the first.
+        let r = inf
+            .inflate(
+                DeflateConfig::default(),
+                &[0xf2, 0x00, 0x11, 0x00, 0x00],
+                true,
+                99,
+            )
+            .unwrap();
+        assert_eq!(r.data, b"Hello");
+    }
+
+    #[test]
+    fn no_takeover_frees_context() {
+        let mut inf = Inflater::default();
+        let cfg = DeflateConfig {
+            window_bits: 15,
+            no_context_takeover: true,
+        };
+        let r = inf
+            .inflate(cfg, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], true, 99)
+            .unwrap();
+        assert_eq!(r.data, b"Hello");
+        assert!(!inf.has_context());
+    }
+
+    #[test]
+    fn lost_context_fails_then_recovers() {
+        let mut c = raw_compressor();
+        let a = compress_msg(&mut c, b"abcdefghijabcdefghij");
+        let b = compress_msg(&mut c, b"abcdefghij");
+        let mut inf = Inflater::default();
+        // Missed the first message: the second refers back into it.
+        let e = inf.inflate(DeflateConfig::default(), &b, true, 1 << 20);
+        assert!(e.is_err(), "{e:?}");
+        assert!(!inf.has_context());
+        let ok = inf
+            .inflate(DeflateConfig::default(), &a, true, 1 << 20)
+            .unwrap();
+        assert_eq!(ok.data, b"abcdefghijabcdefghij");
+    }
+
+    #[test]
+    fn capped_output_counts_real_length_and_keeps_context() {
+        let mut c = raw_compressor();
+        let big = vec![b'x'; 100_000];
+        let a = compress_msg(&mut c, &big);
+        let b = compress_msg(&mut c, b"tail-message");
+        let mut inf = Inflater::default();
+        let r = inf
+            .inflate(DeflateConfig::default(), &a, true, 1000)
+            .unwrap();
+        assert_eq!(r.data.len(), 1000);
+        assert_eq!(r.len, 100_000);
+        assert!(r.capped);
+        let r = inf
+            .inflate(DeflateConfig::default(), &b, true, 1000)
+            .unwrap();
+        assert_eq!(r.data, b"tail-message");
+        assert!(!r.capped);
+    }
+
+    #[test]
+    fn bomb_counting_is_bounded() {
+        let mut c = raw_compressor();
+        let bomb = compress_msg(&mut c, &vec![0u8; 4 << 20]);
+        let mut inf = Inflater::default();
+        let r = inf
+            .inflate_limited(DeflateConfig::default(), &bomb, true, 1000, 1 << 20)
+            .unwrap();
+        assert!(r.capped);
+        assert_eq!(r.data.len(), 1000);
+        assert!(r.len > 1 << 20 && r.len < 4 << 20, "{}", r.len);
+        assert!(!inf.has_context(), "context given up");
+    }
+
+    #[test]
+    fn final_block_ends_context() {
+        // A sender may end a message with a BFINAL block (RFC 7692 §7.2.3.3).
+        let mut c = raw_compressor();
+        let mut out = Vec::with_capacity(64);
+        c.compress_vec(b"done", &mut out, FlushCompress::Finish)
+            .unwrap();
+        let mut inf = Inflater::default();
+        let r = inf
+            .inflate(DeflateConfig::default(), &out, true, 100)
+            .unwrap();
+        assert_eq!(r.data, b"done");
+        assert!(!inf.has_context());
+    }
+
+    #[test]
+    fn window_bits_eight_clamped() {
+        let mut c = Compress::new_with_window_bits(Compression::default(), false, 9);
+        let a = compress_msg(&mut c, b"hello hello hello");
+        let mut inf = Inflater::default();
+        let cfg = DeflateConfig {
+            window_bits: 8,
+            no_context_takeover: false,
+        };
+        assert_eq!(
+            inf.inflate(cfg, &a, true, 100).unwrap().data,
+            b"hello hello hello"
+        );
+    }
+
+    #[test]
+    fn garbage_is_error() {
+        let mut inf = Inflater::default();
+        assert!(inf
+            .inflate(
+                DeflateConfig::default(),
+                &[0xff, 0xff, 0xff, 0x00],
+                true,
+                100
+            )
+            .is_err());
+    }
+}

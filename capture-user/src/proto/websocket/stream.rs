@@ -1,0 +1,841 @@
+//! One direction of a WebSocket connection: frames → messages → events.
+//!
+//! The decoder is a push parser over whatever slices it is given: a header
+//! cut by a slice end is kept in a 14-byte buffer, a payload cut by a slice
+//! end is copied into the message (or control) buffer, and a whole unmasked,
+//! uncompressed, unfragmented frame inside the slice is emitted as a borrow
+//! of that slice (zero copy). Buffers never grow past the caps, whatever
+//! length the wire announces.
+
+use std::borrow::Cow;
+use std::mem;
+
+use super::deflate::{DeflateConfig, Inflater};
+use super::frame::{FrameError, FrameHeader, Opcode, MAX_HEADER};
+use super::resync::{chain, hunt, Chain, Hunt};
+use super::unmask::{extend_unmasked, reserve_capped};
+use crate::event::{Direction, EventKind, MessageKind};
+use crate::proto::{ProtoConfig, ProtoEvent, ProtoStats, Side};
+
+/// Bytes kept while hunting for a frame boundary; older ones are dropped.
+const HUNT_MAX: usize = 256 * 1024;
+/// Below this size the hunt buffer is rescanned on every new byte; above, only
+/// after it grew by an eighth (keeps 1-byte feeds linear).
+const HUNT_EAGER: usize = 4096;
+/// A direction with no handshake that shows no framing in this many bytes is
+/// not WebSocket: it is reported once and ignored.
+const GIVE_UP_BYTES: u64 = 1 << 20;
+/// Plausible frames in a row after which a resync is as trusted as a
+/// handshake: later rule violations are reported, not taken for lost sync.
+const TRUST_AFTER: u32 = 8;
+/// Sync lost this many times without a handshake: ignore the direction.
+const GIVE_UP_LOSSES: u32 = 4;
+
+/// Whether this direction's messages may be compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeflateMode {
+    /// Handshake seen, permessage-deflate not agreed: RSV1 is a violation.
+    Off,
+    /// Agreed with these parameters.
+    On(DeflateConfig),
+    /// No handshake seen: RSV1 on a message start means compressed, with
+    /// default parameters.
+    Guess,
+}
+
+/// What a stream needs from its connection for one call.
+pub struct Cx<'a> {
+    pub side: Side,
+    pub cfg: &'a ProtoConfig,
+    /// Which side is the client, when known (handshake, SYN or masking).
+    pub client: &'a mut Option<Side>,
+    pub deflate: DeflateMode,
+    pub stats: &'a mut ProtoStats,
+    /// "No WebSocket framing" was already said for this connection (once is
+    /// enough for a TLS or other non-WebSocket connection).
+    pub not_ws_reported: &'a mut bool,
+}
+
+impl Cx<'_> {
+    fn dir(&self) -> Direction {
+        match *self.client {
+            Some(c) if c == self.side => Direction::ClientToServer,
+            Some(_) => Direction::ServerToClient,
+            None => Direction::Unknown,
+        }
+    }
+
+    fn emit<'d>(&self, out: &mut dyn FnMut(ProtoEvent<'_>), kind: EventKind<'d>) {
+        out(ProtoEvent {
+            side: self.side,
+            dir: self.dir(),
+            kind,
+        });
+    }
+
+    fn violation(&mut self, out: &mut dyn FnMut(ProtoEvent<'_>), e: FrameError) {
+        self.stats.violations += 1;
+        self.emit(
+            out,
+            EventKind::Violation {
+                what: e.to_string(),
+            },
+        );
+    }
+}
+
+enum Sync {
+    /// Frame boundaries known.
+    Synced,
+    /// Looking for a frame boundary in `buf`.
+    Hunting {
+        buf: Vec<u8>,
+        skipped: u64,
+        /// Buffer length at the last full scan.
+        scanned: usize,
+        /// `buf[0]` follows a stream start or a gap: a likely frame start.
+        fresh: bool,
+        /// Buffer length at which the candidate at offset 0 can be decided.
+        need0: usize,
+    },
+    /// Not WebSocket; ignore everything.
+    Dead,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Data,
+    Control,
+    Skip,
+}
+
+struct Frame {
+    h: FrameHeader,
+    remaining: u64,
+    /// Payload bytes already seen (mask offset).
+    pos: u64,
+    target: Target,
+}
+
+struct Msg {
+    kind: MessageKind,
+    compressed: bool,
+    /// Payload (unmasked, still compressed if `compressed`), up to the cap.
+    buf: Vec<u8>,
+    wire_len: u64,
+    fragments: u32,
+    /// Part of it was never captured: dropped at its end.
+    lost: bool,
+}
+
+/// Decoder state of one direction.
+pub struct WsStream {
+    sync: Sync,
+    /// Sync comes from the handshake and no byte was lost since: header rule
+    /// violations are reported and decoding continues. Otherwise an
+    /// implausible header means the sync was wrong and hunting restarts.
+    certain: bool,
+    hdr: [u8; MAX_HEADER],
+    hdr_len: usize,
+    frame: Option<Frame>,
+    msg: Option<Msg>,
+    ctrl: Vec<u8>,
+    inflater: Inflater,
+    /// Masking seen on this direction's frames.
+    masked: Option<bool>,
+    /// Continuations of a message whose start was not seen are dropped quietly.
+    skip_cont: bool,
+    mask_warned: bool,
+    ever_synced: bool,
+    /// Frames decoded since the last resync; after [`TRUST_AFTER`] the
+    /// sync is trusted like a handshake's.
+    good: u32,
+    /// Created by a handshake: never given up on.
+    handshake: bool,
+    losses: u32,
+}
+
+impl WsStream {
+    /// After a handshake: the next byte starts a frame.
+    pub fn synced() -> Self {
+        let mut s = Self::hunting();
+        s.sync = Sync::Synced;
+        s.certain = true;
+        s.ever_synced = true;
+        s.handshake = true;
+        s.skip_cont = false;
+        s
+    }
+
+    /// Without a handshake: frame boundaries must be found first.
+    pub fn hunting() -> Self {
+        WsStream {
+            sync: Sync::Hunting {
+                buf: Vec::new(),
+                skipped: 0,
+                scanned: 0,
+                fresh: true,
+                need0: 0,
+            },
+            certain: false,
+            hdr: [0; MAX_HEADER],
+            hdr_len: 0,
+            frame: None,
+            msg: None,
+            ctrl: Vec::new(),
+            inflater: Inflater::default(),
+            masked: None,
+            skip_cont: true,
+            mask_warned: false,
+            ever_synced: false,
+            good: 0,
+            handshake: false,
+            losses: 0,
+        }
+    }
+
+    /// In-order bytes of this direction.
+    pub fn feed(&mut self, data: &[u8], cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+        match &mut self.sync {
+            Sync::Dead => {}
+            Sync::Synced => {
+                if self.decode(data, cx, out) {
+                    self.try_hunt(false, cx, out);
+                }
+            }
+            Sync::Hunting { buf, .. } => {
+                buf.extend_from_slice(data);
+                self.try_hunt(false, cx, out);
+            }
+        }
+    }
+
+    /// `bytes` of this direction were never seen.
+    pub fn gap(&mut self, bytes: u64, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+        self.certain = false;
+        match &mut self.sync {
+            Sync::Dead => {}
+            Sync::Hunting {
+                buf,
+                skipped,
+                scanned,
+                fresh,
+                need0,
+            } => {
+                *need0 = 0;
+                *skipped += buf.len() as u64;
+                buf.clear();
+                *scanned = 0;
+                *fresh = true;
+            }
+            Sync::Synced => {
+                // A gap inside a payload keeps the frame sync.
+                if self.hdr_len == 0 {
+                    if let Some(f) = self.frame.as_mut().filter(|f| f.remaining >= bytes) {
+                        f.remaining -= bytes;
+                        f.pos += bytes;
+                        match f.target {
+                            Target::Data => {
+                                if let Some(m) = self.msg.as_mut() {
+                                    m.lost = true;
+                                }
+                                self.inflater.reset();
+                            }
+                            Target::Control => f.target = Target::Skip,
+                            Target::Skip => {}
+                        }
+                        if f.remaining == 0 {
+                            self.end_frame(cx, out);
+                        }
+                        return;
+                    }
+                }
+                self.lose_sync(Vec::new(), 0, true);
+            }
+        }
+    }
+
+    /// No more bytes will come: decode what can be, flush a cut message.
+    pub fn end(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+        if matches!(self.sync, Sync::Hunting { .. }) {
+            self.try_hunt(true, cx, out);
+        }
+        match &mut self.sync {
+            Sync::Hunting { buf, skipped, .. } if !self.ever_synced => {
+                let n = *skipped + buf.len() as u64;
+                if n > 0 && !mem::replace(cx.not_ws_reported, true) {
+                    cx.stats.violations += 1;
+                    cx.emit(
+                        out,
+                        EventKind::Violation {
+                            what: format!("no WebSocket framing found in {n} bytes"),
+                        },
+                    );
+                }
+            }
+            Sync::Synced => {
+                if let Some(m) = self.msg.take() {
+                    if !m.lost {
+                        self.finish_msg(m, true, cx, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.sync = Sync::Dead;
+        self.frame = None;
+        self.inflater.reset();
+        self.ctrl = Vec::new();
+    }
+
+    /// Masking seen on this direction, once frames were decoded.
+    pub fn masked(&self) -> Option<bool> {
+        self.masked
+    }
+
+    /// Switches to hunting: `prefix` then later bytes are searched; `skipped`
+    /// counts bytes already given up.
+    fn lose_sync(&mut self, buf: Vec<u8>, skipped: u64, fresh: bool) {
+        self.certain = false;
+        self.good = 0;
+        self.hdr_len = 0;
+        self.frame = None;
+        if self.msg.take().is_some() {
+            self.inflater.reset();
+        }
+        self.ctrl.clear();
+        self.skip_cont = true;
+        self.sync = Sync::Hunting {
+            buf,
+            skipped,
+            scanned: 0,
+            fresh,
+            need0: 0,
+        };
+    }
+
+    fn try_hunt(&mut self, at_end: bool, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+        loop {
+            // Keep to the masking this side showed; before any frame, expect
+            // what the role demands (clients mask, servers never do).
+            let expect = self.masked.or(cx.client.map(|c| c == cx.side));
+            let Sync::Hunting {
+                buf,
+                skipped,
+                scanned,
+                fresh,
+                need0,
+            } = &mut self.sync
+            else {
+                return;
+            };
+            if buf.is_empty() {
+                return;
+            }
+            // A full scan costs the whole buffer: on large buffers it waits
+            // until the buffer grew by an eighth. The likeliest boundary,
+            // offset 0 of a fresh hunt, is checked as soon as it can be
+            // decided, so valid streams resync at the same byte however
+            // their bytes were cut.
+            let full = at_end || buf.len() <= HUNT_EAGER || buf.len() >= *scanned + *scanned / 8;
+            let result = if full {
+                *scanned = buf.len();
+                hunt(buf, expect, *fresh, at_end)
+            } else if *fresh && buf.len() >= *need0 {
+                match chain(buf, 0, expect, true, false) {
+                    Chain::Confirmed => Hunt::Found(0),
+                    Chain::Undecided(n) => {
+                        *need0 = n;
+                        return;
+                    }
+                    Chain::Rejected => {
+                        *fresh = false;
+                        return;
+                    }
+                }
+            } else {
+                return;
+            };
+            match result {
+                Hunt::Found(o) => {
+                    let n = *skipped + o as u64;
+                    let rest = mem::take(buf);
+                    self.sync = Sync::Synced;
+                    self.ever_synced = true;
+                    cx.stats.resyncs += 1;
+                    if let Ok(Some(h)) = FrameHeader::parse(&rest[o..]) {
+                        self.note_masking(h.mask.is_some(), cx);
+                    }
+                    cx.emit(out, EventKind::Resync { skipped: n });
+                    if !self.decode(&rest[o..], cx, out) {
+                        return;
+                    }
+                }
+                Hunt::NeedMore { discard, need0: n0 } => {
+                    *need0 = n0.unwrap_or(usize::MAX);
+                    buf.drain(..discard);
+                    *skipped += discard as u64;
+                    if discard > 0 {
+                        *fresh = false;
+                    }
+                    if buf.len() > HUNT_MAX {
+                        let d = buf.len() - HUNT_MAX / 2;
+                        buf.drain(..d);
+                        *skipped += d as u64;
+                        *fresh = false;
+                    }
+                    *scanned = buf.len();
+                    if !self.ever_synced && *skipped > GIVE_UP_BYTES {
+                        let n = *skipped;
+                        self.sync = Sync::Dead;
+                        if mem::replace(cx.not_ws_reported, true) {
+                            return;
+                        }
+                        cx.stats.violations += 1;
+                        cx.emit(
+                            out,
+                            EventKind::Violation {
+                                what: format!(
+                                    "no WebSocket framing found in {n} bytes; direction ignored"
+                                ),
+                            },
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn note_masking(&mut self, masked: bool, cx: &mut Cx<'_>) {
+        self.masked = Some(masked);
+        if masked && cx.client.is_none() {
+            *cx.client = Some(cx.side);
+        }
+    }
+
+    /// Decodes frames from `data`. Returns true when sync was lost and the
+    /// rest of `data` was moved to the hunt buffer.
+    fn decode(
+        &mut self,
+        data: &[u8],
+        cx: &mut Cx<'_>,
+        out: &mut dyn FnMut(ProtoEvent<'_>),
+    ) -> bool {
+        let mut i = 0;
+        while i < data.len() {
+            if self.frame.is_none() {
+                // Header, possibly completing one cut by the previous slice.
+                let (parsed, from_buf) = if self.hdr_len == 0 {
+                    match FrameHeader::parse(&data[i..]) {
+                        Ok(None) => {
+                            let n = data.len() - i;
+                            self.hdr[..n].copy_from_slice(&data[i..]);
+                            self.hdr_len = n;
+                            return false;
+                        }
+                        r => (r, false),
+                    }
+                } else {
+                    loop {
+                        let need = FrameHeader::needed(&self.hdr[..self.hdr_len]).unwrap_or(2);
+                        if self.hdr_len >= need {
+                            break;
+                        }
+                        let take = (need - self.hdr_len).min(data.len() - i);
+                        self.hdr[self.hdr_len..self.hdr_len + take]
+                            .copy_from_slice(&data[i..i + take]);
+                        self.hdr_len += take;
+                        i += take;
+                        if self.hdr_len < need {
+                            return false;
+                        }
+                    }
+                    (FrameHeader::parse(&self.hdr[..self.hdr_len]), true)
+                };
+                let h = match parsed {
+                    Ok(Some(h)) if self.certain || h.plausible() => h,
+                    Ok(None) => return false, // unreachable: whole header present
+                    Ok(Some(_)) | Err(_) => {
+                        let e = match parsed {
+                            Err(e) => e,
+                            _ => FrameError::SyncLost,
+                        };
+                        cx.violation(out, e);
+                        // Search again from the byte after this header start.
+                        let mut buf = Vec::new();
+                        if from_buf {
+                            buf.extend_from_slice(&self.hdr[1..self.hdr_len]);
+                            buf.extend_from_slice(&data[i..]);
+                        } else {
+                            buf.extend_from_slice(&data[i + 1..]);
+                        }
+                        self.losses += 1;
+                        self.lose_sync(buf, 1, false);
+                        if !self.handshake && self.losses >= GIVE_UP_LOSSES {
+                            self.sync = Sync::Dead;
+                            cx.violation(out, FrameError::GaveUp(self.losses));
+                            return false;
+                        }
+                        return true;
+                    }
+                };
+                if !from_buf {
+                    i += h.header_len;
+                }
+                if !self.certain {
+                    self.good += 1;
+                    self.certain = self.good >= TRUST_AFTER;
+                }
+                self.hdr_len = 0;
+                let target = self.start_frame(&h, cx, out);
+                let avail = (data.len() - i) as u64;
+                if h.mask.is_none() && h.len <= avail && target != Target::Skip {
+                    let end = i + h.len as usize;
+                    if self.emit_whole(&h, target, &data[i..end], cx, out) {
+                        i = end;
+                        continue;
+                    }
+                }
+                self.frame = Some(Frame {
+                    h,
+                    remaining: h.len,
+                    pos: 0,
+                    target,
+                });
+                if h.len == 0 {
+                    self.end_frame(cx, out);
+                }
+            } else if let Some(f) = self.frame.as_mut() {
+                let n = f.remaining.min((data.len() - i) as u64) as usize;
+                let chunk = &data[i..i + n];
+                let cap = cx.cfg.max_message;
+                match f.target {
+                    Target::Data => {
+                        if let Some(m) = self.msg.as_mut() {
+                            m.wire_len += n as u64;
+                            let keep = n.min(cap.saturating_sub(m.buf.len()));
+                            if !m.lost && keep > 0 {
+                                reserve_capped(&mut m.buf, keep, cap);
+                                extend_unmasked(&mut m.buf, &chunk[..keep], f.h.mask, f.pos);
+                            }
+                        }
+                    }
+                    Target::Control => {
+                        let keep = n.min(cap.saturating_sub(self.ctrl.len()));
+                        reserve_capped(&mut self.ctrl, keep, cap);
+                        extend_unmasked(&mut self.ctrl, &chunk[..keep], f.h.mask, f.pos);
+                    }
+                    Target::Skip => {}
+                }
+                f.pos += n as u64;
+                f.remaining -= n as u64;
+                i += n;
+                if f.remaining == 0 {
+                    self.end_frame(cx, out);
+                }
+            }
+        }
+        false
+    }
+
+    /// Reports header rule violations and picks where the payload goes.
+    fn start_frame(
+        &mut self,
+        h: &FrameHeader,
+        cx: &mut Cx<'_>,
+        out: &mut dyn FnMut(ProtoEvent<'_>),
+    ) -> Target {
+        let rsv1_ok = cx.deflate != DeflateMode::Off;
+        let mut errs: [Option<FrameError>; 4] = Default::default();
+        let mut k = 0;
+        h.violations(rsv1_ok, |e| {
+            if let Some(slot) = errs.get_mut(k) {
+                *slot = Some(e);
+                k += 1;
+            }
+        });
+        for e in errs.into_iter().flatten() {
+            cx.violation(out, e);
+        }
+        let masked = h.mask.is_some();
+        self.note_masking(masked, cx);
+        match *cx.client {
+            Some(c) if !self.mask_warned && c == cx.side && !masked => {
+                self.mask_warned = true;
+                cx.violation(out, FrameError::UnmaskedClient);
+            }
+            Some(c) if !self.mask_warned && c != cx.side && masked => {
+                self.mask_warned = true;
+                cx.violation(out, FrameError::MaskedServer);
+            }
+            _ => {}
+        }
+        match h.opcode {
+            Opcode::Reserved(_) => Target::Skip,
+            Opcode::Close | Opcode::Ping | Opcode::Pong => {
+                self.ctrl.clear();
+                Target::Control
+            }
+            Opcode::Text | Opcode::Binary => {
+                if let Some(old) = self.msg.take() {
+                    if !old.lost {
+                        cx.violation(out, FrameError::MessageInterrupted);
+                    }
+                    if old.compressed {
+                        self.inflater.reset();
+                    }
+                }
+                self.skip_cont = false;
+                let kind = if h.opcode == Opcode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                let compressed = h.rsv & 0b100 != 0 && cx.deflate != DeflateMode::Off;
+                self.msg = Some(Msg {
+                    kind,
+                    compressed,
+                    buf: Vec::new(),
+                    wire_len: 0,
+                    fragments: 1,
+                    lost: false,
+                });
+                Target::Data
+            }
+            Opcode::Continuation => {
+                if let Some(m) = self.msg.as_mut() {
+                    m.fragments = m.fragments.saturating_add(1);
+                    Target::Data
+                } else {
+                    if !self.skip_cont {
+                        cx.violation(out, FrameError::ContinuationWithoutStart);
+                    }
+                    Target::Skip
+                }
+            }
+        }
+    }
+
+    /// A whole unmasked frame inside the caller's slice: emits it borrowed
+    /// when nothing needs copying. Returns false to take the copying path.
+    fn emit_whole<'d>(
+        &mut self,
+        h: &FrameHeader,
+        target: Target,
+        payload: &'d [u8],
+        cx: &mut Cx<'_>,
+        out: &mut dyn FnMut(ProtoEvent<'_>),
+    ) -> bool {
+        match target {
+            Target::Control => {
+                // Same cap as the copying path (a hostile control frame can be long).
+                let kept = &payload[..payload.len().min(cx.cfg.max_message)];
+                self.emit_control(h.opcode, Cow::Borrowed(kept), cx, out);
+                true
+            }
+            Target::Data => {
+                let simple = h.fin
+                    && matches!(h.opcode, Opcode::Text | Opcode::Binary)
+                    && self.msg.as_ref().is_some_and(|m| !m.compressed);
+                if !simple {
+                    return false;
+                }
+                let Some(m) = self.msg.take() else {
+                    return false;
+                };
+                let cap = cx.cfg.max_message;
+                let truncated = payload.len() > cap;
+                let kept = &payload[..payload.len().min(cap)];
+                emit_message(
+                    m.kind,
+                    Cow::Borrowed(kept),
+                    payload.len() as u64,
+                    payload.len() as u64,
+                    false,
+                    1,
+                    truncated,
+                    cx,
+                    out,
+                );
+                true
+            }
+            Target::Skip => false,
+        }
+    }
+
+    fn end_frame(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+        let Some(f) = self.frame.take() else {
+            return;
+        };
+        match f.target {
+            Target::Control => {
+                let mut payload = mem::take(&mut self.ctrl);
+                if f.h.len > payload.len() as u64 {
+                    // Over the cap: keep what fits, as messages do.
+                    payload.truncate(cx.cfg.max_message);
+                }
+                self.emit_control(f.h.opcode, Cow::Owned(payload), cx, out);
+            }
+            Target::Data if f.h.fin => {
+                if let Some(m) = self.msg.take() {
+                    if m.lost {
+                        if m.compressed {
+                            self.inflater.reset();
+                        }
+                    } else {
+                        self.finish_msg(m, false, cx, out);
+                    }
+                }
+            }
+            Target::Skip if f.h.fin && f.h.opcode == Opcode::Continuation => self.skip_cont = false,
+            _ => {}
+        }
+    }
+
+    fn emit_control<'d>(
+        &mut self,
+        op: Opcode,
+        payload: Cow<'d, [u8]>,
+        cx: &mut Cx<'_>,
+        out: &mut dyn FnMut(ProtoEvent<'_>),
+    ) {
+        cx.stats.control_frames += 1;
+        let kind = match op {
+            Opcode::Ping => EventKind::WsPing { payload },
+            Opcode::Pong => EventKind::WsPong { payload },
+            _ => {
+                let (code, reason) = match payload.len() {
+                    0 => (None, Cow::Borrowed(&[][..])),
+                    1 => {
+                        cx.violation(out, FrameError::CloseOneByte);
+                        (None, Cow::Borrowed(&[][..]))
+                    }
+                    _ => {
+                        let code = u16::from_be_bytes([payload[0], payload[1]]);
+                        if !close_code_ok(code) {
+                            cx.violation(out, FrameError::BadCloseCode(code));
+                        }
+                        let reason = match payload {
+                            Cow::Borrowed(b) => Cow::Borrowed(&b[2..]),
+                            Cow::Owned(mut v) => {
+                                v.drain(..2);
+                                Cow::Owned(v)
+                            }
+                        };
+                        (Some(code), reason)
+                    }
+                };
+                EventKind::WsClose { code, reason }
+            }
+        };
+        cx.emit(out, kind);
+    }
+
+    /// A data message is complete (or cut by the stream end when `cut`).
+    fn finish_msg(
+        &mut self,
+        m: Msg,
+        cut: bool,
+        cx: &mut Cx<'_>,
+        out: &mut dyn FnMut(ProtoEvent<'_>),
+    ) {
+        let cap = cx.cfg.max_message;
+        let over = m.wire_len > cap as u64;
+        if !m.compressed {
+            emit_message(
+                m.kind,
+                Cow::Owned(m.buf),
+                m.wire_len,
+                m.wire_len,
+                false,
+                m.fragments,
+                over || cut,
+                cx,
+                out,
+            );
+            return;
+        }
+        let dcfg = match cx.deflate {
+            DeflateMode::On(c) => c,
+            _ => DeflateConfig::default(),
+        };
+        let complete = !over && !cut;
+        match self
+            .inflater
+            .inflate(dcfg, &m.buf, complete, cx.cfg.max_inflated)
+        {
+            Ok(r) => {
+                let truncated = r.capped || !complete;
+                emit_message(
+                    m.kind,
+                    Cow::Owned(r.data),
+                    r.len,
+                    m.wire_len,
+                    true,
+                    m.fragments,
+                    truncated,
+                    cx,
+                    out,
+                );
+            }
+            Err(error) => {
+                cx.stats.inflate_failures += 1;
+                cx.stats.messages += 1;
+                cx.emit(
+                    out,
+                    EventKind::WsUndecompressable {
+                        kind: m.kind,
+                        raw: Cow::Owned(m.buf),
+                        error,
+                    },
+                );
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_message(
+    kind: MessageKind,
+    payload: Cow<'_, [u8]>,
+    len: u64,
+    wire_len: u64,
+    compressed: bool,
+    fragments: u32,
+    truncated: bool,
+    cx: &mut Cx<'_>,
+    out: &mut dyn FnMut(ProtoEvent<'_>),
+) {
+    let invalid_utf8 = kind == MessageKind::Text && !utf8_ok(&payload, truncated);
+    cx.stats.messages += 1;
+    if truncated {
+        cx.stats.truncated += 1;
+    }
+    cx.emit(
+        out,
+        EventKind::WsMessage {
+            kind,
+            payload,
+            len,
+            wire_len,
+            compressed,
+            fragments,
+            invalid_utf8,
+            truncated,
+        },
+    );
+}
+
+/// UTF-8 check; a truncated payload may end inside a character.
+fn utf8_ok(b: &[u8], truncated: bool) -> bool {
+    if simdutf8::basic::from_utf8(b).is_ok() {
+        return true;
+    }
+    truncated && matches!(simdutf8::compat::from_utf8(b), Err(e) if e.error_len().is_none())
+}
+
+/// Close codes a peer may send (RFC 6455 §7.4.1, §7.4.2).
+pub(crate) fn close_code_ok(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}

@@ -1,0 +1,368 @@
+//! JSON Lines output: one object per event, fields documented in
+//! `capture-user/JSON.md` (stable names; new fields may be added).
+//!
+//! Objects are written field by field straight into the `BufWriter` (strings
+//! escaped by serde_json), so a message costs no intermediate `Value` tree.
+
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+
+use base64::Engine;
+
+use super::{shorten, split_ts, Output};
+use crate::event::{Event, EventKind, EventSink, MessageKind};
+use crate::source::Segment;
+
+/// Writes events as JSON Lines.
+pub struct JsonSink<W: Write> {
+    out: BufWriter<W>,
+    err: Option<io::Error>,
+    payload_max: Option<usize>,
+    line: Vec<u8>,
+}
+
+impl<W: Write> JsonSink<W> {
+    /// `payload_max`: print at most this many payload bytes per event
+    /// (`--payload-max`); the event says `"payload_truncated": true` then.
+    pub fn new(w: W, payload_max: Option<usize>) -> Self {
+        JsonSink {
+            out: BufWriter::with_capacity(1 << 16, w),
+            err: None,
+            payload_max,
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    fn flush_line(&mut self) {
+        self.line.push(b'\n');
+        if self.err.is_none() {
+            if let Err(e) = self.out.write_all(&self.line) {
+                self.err = Some(e);
+            }
+        }
+        self.line.clear();
+    }
+}
+
+/// Builds one JSON object in a byte buffer.
+struct Obj<'a> {
+    b: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn new(b: &'a mut Vec<u8>) -> Self {
+        b.push(b'{');
+        Obj { b, first: true }
+    }
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.b.push(b',');
+        }
+        self.first = false;
+        self.b.push(b'"');
+        self.b.extend_from_slice(k.as_bytes());
+        self.b.extend_from_slice(b"\":");
+    }
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.b, v);
+    }
+    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.str(k, v);
+        }
+    }
+    fn num(&mut self, k: &str, v: u64) {
+        self.key(k);
+        let _ = write!(self.b, "{v}");
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.b.extend_from_slice(if v { b"true" } else { b"false" });
+    }
+    fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.b.extend_from_slice(v.as_bytes());
+    }
+    fn addr(&mut self, k: &str, a: SocketAddr) {
+        // SocketAddr's Display already writes IPv6 as [ip]:port.
+        self.key(k);
+        let _ = write!(self.b, "\"{a}\"");
+    }
+    /// Payload as `text` when it is UTF-8 (and `prefer_text`), else
+    /// `data_b64`; cut at `max` with `payload_truncated`.
+    fn payload(&mut self, p: &[u8], prefer_text: bool, max: Option<usize>) {
+        let text = prefer_text
+            .then(|| simdutf8::basic::from_utf8(p).ok())
+            .flatten();
+        let (shown, cut) = shorten(p, max, text.is_some());
+        match text {
+            Some(_) => {
+                // A prefix of valid UTF-8 cut at a character boundary is valid.
+                let s = std::str::from_utf8(shown).unwrap_or_default();
+                self.str("text", s);
+            }
+            None => {
+                self.key("data_b64");
+                self.b.push(b'"');
+                let start = self.b.len();
+                let enc = base64::engine::general_purpose::STANDARD;
+                self.b.resize(
+                    start + base64::encoded_len(shown.len(), true).unwrap_or(0),
+                    0,
+                );
+                let n = enc.encode_slice(shown, &mut self.b[start..]).unwrap_or(0);
+                self.b.truncate(start + n);
+                self.b.push(b'"');
+            }
+        }
+        if cut {
+            self.bool("payload_truncated", true);
+        }
+    }
+    fn end(self) {
+        self.b.push(b'}');
+    }
+}
+
+fn opcode(k: MessageKind) -> &'static str {
+    match k {
+        MessageKind::Text => "text",
+        MessageKind::Binary => "binary",
+    }
+}
+
+impl<W: Write> EventSink for JsonSink<W> {
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.err.is_some() {
+            return;
+        }
+        let max = self.payload_max;
+        let mut o = Obj::new(&mut self.line);
+        let (s, ns) = split_ts(ev.ts_ns);
+        o.raw("ts", &format!("{s}.{ns:09}"));
+        o.num("conn", ev.conn);
+        o.addr("src", ev.src);
+        o.addr("dst", ev.dst);
+        o.str("dir", ev.dir.as_str());
+        o.str("event", ev.kind.name());
+        match &ev.kind {
+            EventKind::WsOpen {
+                host,
+                path,
+                subprotocol,
+                extensions,
+                deflate,
+                accept_valid,
+            } => {
+                o.opt_str("host", host.as_deref());
+                o.str("path", path);
+                o.opt_str("subprotocol", subprotocol.as_deref());
+                o.opt_str("extensions", extensions.as_deref());
+                if let Some(d) = deflate {
+                    o.key("deflate");
+                    let mut d2 = Obj::new(o.b);
+                    d2.bool("server_no_context_takeover", d.server_no_context_takeover);
+                    d2.bool("client_no_context_takeover", d.client_no_context_takeover);
+                    d2.num("server_max_window_bits", d.server_max_window_bits.into());
+                    d2.num("client_max_window_bits", d.client_max_window_bits.into());
+                    d2.end();
+                }
+                o.bool("accept_valid", *accept_valid);
+            }
+            EventKind::WsUpgradeFailed { status, reason } => {
+                o.num("status", (*status).into());
+                o.str("reason", reason);
+            }
+            EventKind::WsMessage {
+                kind,
+                payload,
+                len,
+                wire_len,
+                compressed,
+                fragments,
+                invalid_utf8,
+                truncated,
+            } => {
+                o.str("opcode", opcode(*kind));
+                o.num("len", *len);
+                o.num("wire_len", *wire_len);
+                o.bool("compressed", *compressed);
+                o.num("fragments", (*fragments).into());
+                o.bool("truncated", *truncated);
+                o.bool("invalid_utf8", *invalid_utf8);
+                o.payload(payload, *kind == MessageKind::Text, max);
+            }
+            EventKind::WsPing { payload } | EventKind::WsPong { payload } => {
+                o.num("len", payload.len() as u64);
+                o.payload(payload, true, max);
+            }
+            EventKind::WsClose { code, reason } => {
+                if let Some(c) = code {
+                    o.num("code", (*c).into());
+                }
+                o.str("reason", &String::from_utf8_lossy(reason));
+            }
+            EventKind::WsUndecompressable { kind, raw, error } => {
+                o.str("opcode", opcode(*kind));
+                o.num("len", raw.len() as u64);
+                o.str("error", error);
+                o.payload(raw, false, max);
+            }
+            EventKind::HttpRequest {
+                method,
+                path,
+                host,
+                content_length,
+            } => {
+                o.str("method", method);
+                o.str("path", path);
+                o.opt_str("host", host.as_deref());
+                if let Some(n) = content_length {
+                    o.num("content_length", *n);
+                }
+            }
+            EventKind::HttpResponse {
+                status,
+                reason,
+                content_length,
+            } => {
+                o.num("status", (*status).into());
+                o.str("reason", reason);
+                if let Some(n) = content_length {
+                    o.num("content_length", *n);
+                }
+            }
+            EventKind::Gap { bytes } => o.num("bytes", *bytes),
+            EventKind::Resync { skipped } => o.num("skipped", *skipped),
+            EventKind::Violation { what } => o.str("what", what),
+            EventKind::OverlapMismatch { offset, len } => {
+                o.num("offset", *offset);
+                o.num("len", *len);
+            }
+            EventKind::FlowEvicted { reason } => o.str("reason", reason),
+            EventKind::ConnClose { reset } => o.bool("reset", *reset),
+        }
+        o.end();
+        self.flush_line();
+    }
+}
+
+impl<W: Write> Output for JsonSink<W> {
+    fn segment(&mut self, seg: &Segment<'_>) {
+        if self.err.is_some() {
+            return;
+        }
+        let max = self.payload_max;
+        let mut o = Obj::new(&mut self.line);
+        let (s, ns) = split_ts(seg.ts_ns);
+        o.raw("ts", &format!("{s}.{ns:09}"));
+        o.addr("src", seg.src);
+        o.addr("dst", seg.dst);
+        o.str("event", "tcp_segment");
+        o.num("seq", seg.seq.into());
+        o.num("ack", seg.ack.into());
+        o.str("flags", &super::text::flag_letters(seg.flags));
+        o.num("window", seg.window.into());
+        o.num("len", seg.payload.len() as u64);
+        o.payload(seg.payload, false, max);
+        o.end();
+        self.flush_line();
+    }
+
+    fn error(&self) -> Option<&io::Error> {
+        self.err.as_ref()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::event::Direction;
+
+    fn line(ev: &Event<'_>, max: Option<usize>) -> serde_json::Value {
+        let mut buf = Vec::new();
+        let mut s = JsonSink::new(&mut buf, max);
+        s.event(ev);
+        s.finish().unwrap();
+        drop(s);
+        assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        serde_json::from_slice(&buf).unwrap()
+    }
+
+    fn msg(kind: MessageKind, p: &[u8]) -> Event<'_> {
+        Event {
+            ts_ns: 1_700_000_000_000_000_001,
+            conn: 3,
+            src: "[fd00::1]:443".parse().unwrap(),
+            dst: "10.0.0.2:5000".parse().unwrap(),
+            dir: Direction::ServerToClient,
+            kind: EventKind::WsMessage {
+                kind,
+                payload: Cow::Borrowed(p),
+                len: p.len() as u64,
+                wire_len: 3,
+                compressed: true,
+                fragments: 2,
+                invalid_utf8: false,
+                truncated: false,
+            },
+        }
+    }
+
+    #[test]
+    fn message_fields() {
+        let v = line(&msg(MessageKind::Text, "héllo".as_bytes()), None);
+        assert_eq!(v["ts"].as_f64().unwrap(), 1_700_000_000.000_000_001);
+        assert_eq!(v["conn"], 3);
+        assert_eq!(v["src"], "[fd00::1]:443");
+        assert_eq!(v["dst"], "10.0.0.2:5000");
+        assert_eq!(v["dir"], "server_to_client");
+        assert_eq!(v["event"], "ws_message");
+        assert_eq!(v["opcode"], "text");
+        assert_eq!(v["len"], 6);
+        assert_eq!(v["compressed"], true);
+        assert_eq!(v["fragments"], 2);
+        assert_eq!(v["text"], "héllo");
+        assert!(v.get("payload_truncated").is_none());
+    }
+
+    #[test]
+    fn binary_is_base64_and_payload_max_marks_the_cut() {
+        let v = line(&msg(MessageKind::Binary, &[0, 1, 2, 3]), Some(2));
+        assert_eq!(v["data_b64"], "AAE=");
+        assert_eq!(v["payload_truncated"], true);
+        assert_eq!(v["len"], 4);
+        let v = line(&msg(MessageKind::Text, "héllo".as_bytes()), Some(2));
+        assert_eq!(v["text"], "h", "cut at a character boundary");
+        let v = line(&msg(MessageKind::Text, &[0xff, b'a']), None);
+        assert_eq!(v["data_b64"], "/2E=", "invalid UTF-8 text goes as base64");
+    }
+
+    #[test]
+    fn close_and_gap() {
+        let mut ev = msg(MessageKind::Text, b"");
+        ev.kind = EventKind::WsClose {
+            code: Some(1000),
+            reason: Cow::Borrowed(b"bye"),
+        };
+        let v = line(&ev, None);
+        assert_eq!(
+            (v["code"].as_u64(), v["reason"].as_str()),
+            (Some(1000), Some("bye"))
+        );
+        ev.kind = EventKind::Gap { bytes: 77 };
+        assert_eq!(line(&ev, None)["bytes"], 77);
+    }
+}

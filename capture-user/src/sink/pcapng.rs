@@ -1,0 +1,300 @@
+//! pcapng output (`-w FILE.pcapng`), so that a capture taken by wstap can be
+//! opened in Wireshark or checked with tshark.
+//!
+//! Two ways in: [`PcapNgSink::write_raw`] keeps a packet exactly as read from
+//! a capture file (`-r ... -w ...`); [`PcapNgSink::write_segment`] rebuilds a
+//! packet from what the kernel tap delivers (addresses, ports, seq, ack,
+//! flags, window, payload) as Ethernet + IPv4/IPv6 + TCP with valid
+//! checksums, because the tap copies payloads, not whole frames. One
+//! interface description block is written per interface name and link type,
+//! with nanosecond timestamps (`if_tsresol` = 9).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::{PcapNgBlock, PcapNgWriter};
+use pcap_file::DataLink;
+
+use crate::source::{tcp_flags, Segment};
+
+/// Largest TCP payload put in one rebuilt packet: an IPv4 total length is 16
+/// bits, so a bigger live chunk is written as several packets.
+const MAX_REBUILT_PAYLOAD: usize = 65_000;
+
+/// Why writing the pcapng file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PcapNgError {
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("writing pcapng: {0}")]
+    Write(#[from] pcap_file::PcapError),
+    #[error("rebuilding a packet for pcapng: {0}")]
+    Build(String),
+}
+
+/// Writes packets to a pcapng stream.
+pub struct PcapNgSink<W: Write> {
+    writer: PcapNgWriter<W>,
+    /// (interface name, link type) → interface id in this section.
+    interfaces: HashMap<(String, u32), u32>,
+    scratch: Vec<u8>,
+    packets: u64,
+}
+
+impl PcapNgSink<BufWriter<File>> {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> Result<Self, PcapNgError> {
+        let file = File::create(path).map_err(|source| PcapNgError::Create {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::new(BufWriter::with_capacity(1 << 20, file))
+    }
+}
+
+impl<W: Write> PcapNgSink<W> {
+    pub fn new(writer: W) -> Result<Self, PcapNgError> {
+        Ok(PcapNgSink {
+            writer: PcapNgWriter::new(writer)?,
+            interfaces: HashMap::new(),
+            scratch: Vec::with_capacity(2048),
+            packets: 0,
+        })
+    }
+
+    /// Packets written so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    fn interface_id(&mut self, name: &str, linktype: u32) -> Result<u32, PcapNgError> {
+        if let Some(id) = self.interfaces.get(&(name.to_string(), linktype)) {
+            return Ok(*id);
+        }
+        let id = self.interfaces.len() as u32;
+        let idb = InterfaceDescriptionBlock {
+            linktype: DataLink::from(linktype),
+            snaplen: 0,
+            options: vec![
+                InterfaceDescriptionOption::IfName(Cow::Owned(name.to_string())),
+                InterfaceDescriptionOption::IfTsResol(9),
+            ],
+        };
+        self.writer.write_block(&idb.into_block())?;
+        self.interfaces.insert((name.to_string(), linktype), id);
+        Ok(id)
+    }
+
+    /// Writes one packet as captured: `data` starts with the link-layer
+    /// header of `linktype`; `orig_len` is its length on the wire.
+    pub fn write_raw(
+        &mut self,
+        iface: &str,
+        linktype: u32,
+        ts_ns: u64,
+        data: &[u8],
+        orig_len: u32,
+    ) -> Result<(), PcapNgError> {
+        let interface_id = self.interface_id(iface, linktype)?;
+        let epb = EnhancedPacketBlock {
+            interface_id,
+            timestamp: Duration::from_nanos(ts_ns),
+            original_len: orig_len.max(data.len() as u32),
+            data: Cow::Borrowed(data),
+            options: vec![],
+        };
+        self.writer.write_block(&epb.into_block())?;
+        self.packets += 1;
+        Ok(())
+    }
+
+    /// Rebuilds a segment from the live tap as an Ethernet frame and writes
+    /// it; a payload over 65,000 bytes becomes several packets.
+    pub fn write_segment(&mut self, iface: &str, seg: &Segment<'_>) -> Result<(), PcapNgError> {
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + MAX_REBUILT_PAYLOAD).min(seg.payload.len());
+            let last = end == seg.payload.len();
+            let part = Segment {
+                seq: seg.seq.wrapping_add(offset as u32),
+                // SYN belongs to the first packet, FIN to the last.
+                flags: seg.flags
+                    & !(if offset > 0 { tcp_flags::SYN } else { 0 })
+                    & !(if last { 0 } else { tcp_flags::FIN }),
+                payload: &seg.payload[offset..end],
+                ..*seg
+            };
+            self.rebuild(&part)?;
+            let (ts, len) = (part.ts_ns, self.scratch.len() as u32);
+            let scratch = std::mem::take(&mut self.scratch);
+            let res = self.write_raw(iface, DataLink::ETHERNET.into(), ts, &scratch, len);
+            self.scratch = scratch;
+            res?;
+            if last {
+                return Ok(());
+            }
+            offset = end;
+        }
+    }
+
+    fn rebuild(&mut self, seg: &Segment<'_>) -> Result<(), PcapNgError> {
+        // Locally administered, recognisable MACs: 02:77:73:74:61:70 ("wstap").
+        const MAC: [u8; 6] = [0x02, 0x77, 0x73, 0x74, 0x61, 0x70];
+        let eth = PacketBuilder::ethernet2(MAC, MAC);
+        let ip = match (seg.src, seg.dst) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+                eth.ipv4(s.ip().octets(), d.ip().octets(), 64)
+            }
+            (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+                eth.ipv6(s.ip().octets(), d.ip().octets(), 64)
+            }
+            _ => return Err(PcapNgError::Build("mixed IPv4/IPv6 endpoints".into())),
+        };
+        let mut tcp = ip.tcp(seg.src.port(), seg.dst.port(), seg.seq, seg.window);
+        if seg.has(tcp_flags::ACK) {
+            tcp = tcp.ack(seg.ack);
+        }
+        if seg.has(tcp_flags::SYN) {
+            tcp = tcp.syn();
+        }
+        if seg.has(tcp_flags::FIN) {
+            tcp = tcp.fin();
+        }
+        if seg.has(tcp_flags::RST) {
+            tcp = tcp.rst();
+        }
+        if seg.has(tcp_flags::PSH) {
+            tcp = tcp.psh();
+        }
+        self.scratch.clear();
+        tcp.write(&mut self.scratch, seg.payload)
+            .map_err(|e| PcapNgError::Build(e.to_string()))
+    }
+
+    /// Flushes buffered packets to the file.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.get_mut().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+
+    fn seg(payload: &[u8], flags: u8) -> Segment<'_> {
+        Segment {
+            ts_ns: 1_700_000_000_123_456_789,
+            src: "10.0.0.1:40000".parse().unwrap(),
+            dst: "10.0.0.2:80".parse().unwrap(),
+            seq: 1000,
+            ack: 77,
+            flags,
+            window: 512,
+            payload,
+        }
+    }
+
+    /// Reads back (interface id, timestamp ns, data) of every packet.
+    fn read_back(
+        bytes: &[u8],
+    ) -> (
+        Vec<InterfaceDescriptionBlock<'static>>,
+        Vec<(u32, u128, Vec<u8>)>,
+    ) {
+        let mut r = PcapNgReader::new(bytes).unwrap();
+        let mut ifaces = vec![];
+        let mut packets = vec![];
+        while let Some(block) = r.next_block() {
+            match block.unwrap() {
+                Block::InterfaceDescription(i) => ifaces.push(i.into_owned()),
+                Block::EnhancedPacket(p) => {
+                    packets.push((p.interface_id, p.timestamp.as_nanos(), p.data.to_vec()))
+                }
+                _ => {}
+            }
+        }
+        (ifaces, packets)
+    }
+
+    #[test]
+    fn rebuilt_segment_parses_back_to_the_same_fields() {
+        let mut out = Vec::new();
+        let mut sink = PcapNgSink::new(&mut out).unwrap();
+        sink.write_segment("veth0", &seg(b"hello", tcp_flags::ACK | tcp_flags::PSH))
+            .unwrap();
+        drop(sink);
+        let (ifaces, packets) = read_back(&out);
+        assert_eq!(ifaces.len(), 1);
+        assert!(ifaces[0]
+            .options
+            .contains(&InterfaceDescriptionOption::IfTsResol(9)));
+        assert_eq!(packets.len(), 1);
+        assert_eq!(packets[0].1, 1_700_000_000_123_456_789);
+        let p = etherparse::SlicedPacket::from_ethernet(&packets[0].2).unwrap();
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+            panic!("no tcp")
+        };
+        assert_eq!((tcp.source_port(), tcp.destination_port()), (40000, 80));
+        assert_eq!(
+            (tcp.sequence_number(), tcp.acknowledgment_number()),
+            (1000, 77)
+        );
+        assert!(tcp.ack() && tcp.psh() && !tcp.syn() && !tcp.fin());
+        assert_eq!(tcp.payload(), b"hello");
+    }
+
+    #[test]
+    fn big_payload_is_split_with_fin_on_the_last_part_and_ipv6_works() {
+        let payload: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        let mut s = seg(&payload, tcp_flags::ACK | tcp_flags::FIN);
+        s.src = "[fd00::1]:40000".parse().unwrap();
+        s.dst = "[fd00::2]:80".parse().unwrap();
+        let mut out = Vec::new();
+        let mut sink = PcapNgSink::new(&mut out).unwrap();
+        sink.write_segment("lo", &s).unwrap();
+        assert_eq!(sink.packets(), 3);
+        drop(sink);
+        let (_, packets) = read_back(&out);
+        let mut joined = Vec::new();
+        for (i, (_, _, data)) in packets.iter().enumerate() {
+            let p = etherparse::SlicedPacket::from_ethernet(data).unwrap();
+            let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+                panic!()
+            };
+            assert_eq!(tcp.sequence_number(), 1000 + joined.len() as u32);
+            assert_eq!(tcp.fin(), i == packets.len() - 1);
+            joined.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(joined, payload);
+    }
+
+    #[test]
+    fn raw_packets_keep_their_bytes_and_one_idb_per_interface() {
+        let mut out = Vec::new();
+        let mut sink = PcapNgSink::new(&mut out).unwrap();
+        sink.write_raw("a", 1, 5, &[1, 2, 3], 3).unwrap();
+        sink.write_raw("b", 113, 6, &[4, 5], 10).unwrap();
+        sink.write_raw("a", 1, 7, &[6], 1).unwrap();
+        drop(sink);
+        let (ifaces, packets) = read_back(&out);
+        assert_eq!(ifaces.len(), 2);
+        assert_eq!(
+            packets,
+            vec![(0, 5, vec![1, 2, 3]), (1, 6, vec![4, 5]), (0, 7, vec![6])]
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Human-readable output: one line per event.
+//!
+//! `HH:MM:SS.micro #conn src → dst event details [payload]`, time in UTC.
+//! Text payloads are quoted with control characters escaped; binary payloads
+//! show a short hex preview. Without `--payload-max`, text shows at most 256
+//! bytes and binary 32, so one huge message cannot flood the terminal.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+
+use super::{shorten, split_ts, Output};
+use crate::event::{Event, EventKind, EventSink, MessageKind};
+use crate::source::{tcp_flags, Segment};
+
+const DEFAULT_TEXT_PREVIEW: usize = 256;
+const DEFAULT_HEX_PREVIEW: usize = 32;
+
+/// Writes one line per event.
+pub struct TextSink<W: Write> {
+    out: BufWriter<W>,
+    err: Option<io::Error>,
+    payload_max: Option<usize>,
+    /// `--hex`: end `--segments` lines with the payload in hex.
+    segment_hex: bool,
+    line: String,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(w: W, payload_max: Option<usize>) -> Self {
+        TextSink {
+            out: BufWriter::with_capacity(1 << 16, w),
+            err: None,
+            payload_max,
+            segment_hex: false,
+            line: String::with_capacity(256),
+        }
+    }
+
+    /// With `--segments`: print each segment's whole payload in hex (cut at
+    /// `--payload-max` when given), like `tcpdump -x`.
+    pub fn with_segment_hex(mut self, on: bool) -> Self {
+        self.segment_hex = on;
+        self
+    }
+
+    fn flush_line(&mut self) {
+        self.line.push('\n');
+        if self.err.is_none() {
+            if let Err(e) = self.out.write_all(self.line.as_bytes()) {
+                self.err = Some(e);
+            }
+        }
+        self.line.clear();
+    }
+
+    /// Appends the payload: quoted text (escaped) or a hex preview.
+    fn payload(&mut self, p: &[u8], as_text: bool) {
+        let text = as_text.then(|| std::str::from_utf8(p).ok()).flatten();
+        let l = &mut self.line;
+        match text {
+            Some(_) => {
+                let max = self.payload_max.unwrap_or(DEFAULT_TEXT_PREVIEW);
+                let (shown, cut) = shorten(p, Some(max), true);
+                l.push_str(" \"");
+                escape_into(l, std::str::from_utf8(shown).unwrap_or_default());
+                l.push('"');
+                if cut {
+                    l.push('…');
+                }
+            }
+            None => {
+                let max = self.payload_max.unwrap_or(DEFAULT_HEX_PREVIEW);
+                let (shown, cut) = shorten(p, Some(max), false);
+                if !shown.is_empty() {
+                    l.push_str(" hex:");
+                }
+                for b in shown {
+                    let _ = write!(l, "{b:02x}");
+                }
+                if cut {
+                    l.push('…');
+                }
+            }
+        }
+    }
+}
+
+/// Escapes control characters, quotes and backslashes.
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// TCP flags as letters, tcpdump style (`S`, `.` for ACK, `P`, `F`, `R`, `U`).
+pub fn flag_letters(flags: u8) -> String {
+    let mut s = String::new();
+    for (bit, c) in [
+        (tcp_flags::SYN, 'S'),
+        (tcp_flags::FIN, 'F'),
+        (tcp_flags::RST, 'R'),
+        (tcp_flags::PSH, 'P'),
+        (tcp_flags::URG, 'U'),
+        (tcp_flags::ACK, '.'),
+    ] {
+        if flags & bit != 0 {
+            s.push(c);
+        }
+    }
+    s
+}
+
+fn time_of_day(l: &mut String, ts_ns: u64) {
+    let (s, ns) = split_ts(ts_ns);
+    let day = s % 86_400;
+    let _ = write!(
+        l,
+        "{:02}:{:02}:{:02}.{:06}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        ns / 1000
+    );
+}
+
+impl<W: Write> EventSink for TextSink<W> {
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.err.is_some() {
+            return;
+        }
+        let l = &mut self.line;
+        time_of_day(l, ev.ts_ns);
+        let _ = write!(
+            l,
+            " #{} {} → {} {}",
+            ev.conn,
+            ev.src,
+            ev.dst,
+            ev.kind.name()
+        );
+        match &ev.kind {
+            EventKind::WsOpen {
+                host,
+                path,
+                subprotocol,
+                extensions,
+                accept_valid,
+                ..
+            } => {
+                let _ = write!(l, " {}{}", host.as_deref().unwrap_or(""), path);
+                if let Some(p) = subprotocol {
+                    let _ = write!(l, " subprotocol={p}");
+                }
+                if let Some(e) = extensions {
+                    let _ = write!(l, " extensions={e:?}");
+                }
+                if !accept_valid {
+                    l.push_str(" ACCEPT-MISMATCH");
+                }
+            }
+            EventKind::WsUpgradeFailed { status, reason } => {
+                let _ = write!(l, " {status} {reason}");
+            }
+            EventKind::WsMessage {
+                kind,
+                payload,
+                len,
+                compressed,
+                fragments,
+                truncated,
+                invalid_utf8,
+                ..
+            } => {
+                let k = match kind {
+                    MessageKind::Text => "text",
+                    MessageKind::Binary => "binary",
+                };
+                let _ = write!(l, " {k} len={len}");
+                if *compressed {
+                    l.push_str(" deflate");
+                }
+                if *fragments > 1 {
+                    let _ = write!(l, " fragments={fragments}");
+                }
+                if *truncated {
+                    l.push_str(" TRUNCATED");
+                }
+                if *invalid_utf8 {
+                    l.push_str(" INVALID-UTF8");
+                }
+                self.payload(payload, *kind == MessageKind::Text);
+            }
+            EventKind::WsPing { payload } | EventKind::WsPong { payload } => {
+                let _ = write!(l, " len={}", payload.len());
+                self.payload(payload, true);
+            }
+            EventKind::WsClose { code, reason } => {
+                match code {
+                    Some(c) => {
+                        let _ = write!(l, " code={c}");
+                    }
+                    None => l.push_str(" (no code)"),
+                }
+                if !reason.is_empty() {
+                    self.payload(reason, true);
+                }
+            }
+            EventKind::WsUndecompressable { raw, error, .. } => {
+                let _ = write!(l, " len={} error={error:?}", raw.len());
+            }
+            EventKind::HttpRequest {
+                method, path, host, ..
+            } => {
+                let _ = write!(l, " {method} {path}");
+                if let Some(h) = host {
+                    let _ = write!(l, " host={h}");
+                }
+            }
+            EventKind::HttpResponse { status, reason, .. } => {
+                let _ = write!(l, " {status} {reason}");
+            }
+            EventKind::Gap { bytes } => {
+                let _ = write!(l, " bytes={bytes}");
+            }
+            EventKind::Resync { skipped } => {
+                let _ = write!(l, " skipped={skipped}");
+            }
+            EventKind::Violation { what } => {
+                let _ = write!(l, " {what}");
+            }
+            EventKind::OverlapMismatch { offset, len } => {
+                let _ = write!(l, " offset={offset} len={len}");
+            }
+            EventKind::FlowEvicted { reason } => {
+                let _ = write!(l, " {reason}");
+            }
+            EventKind::ConnClose { reset } => {
+                l.push_str(if *reset { " reset" } else { " fin" });
+            }
+        }
+        self.flush_line();
+    }
+}
+
+impl<W: Write> Output for TextSink<W> {
+    fn segment(&mut self, seg: &Segment<'_>) {
+        if self.err.is_some() {
+            return;
+        }
+        let l = &mut self.line;
+        time_of_day(l, seg.ts_ns);
+        let _ = write!(
+            l,
+            " {} → {} [{}] seq={} ack={} win={} len={}",
+            seg.src,
+            seg.dst,
+            flag_letters(seg.flags),
+            seg.seq,
+            seg.ack,
+            seg.window,
+            seg.payload.len()
+        );
+        if self.segment_hex {
+            let (shown, cut) = shorten(seg.payload, self.payload_max, false);
+            if !shown.is_empty() {
+                l.push_str(" hex:");
+            }
+            for b in shown {
+                let _ = write!(l, "{b:02x}");
+            }
+            if cut {
+                l.push('…');
+            }
+        }
+        self.flush_line();
+    }
+
+    fn error(&self) -> Option<&io::Error> {
+        self.err.as_ref()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::event::Direction;
+
+    #[test]
+    fn one_line_with_escaped_text_and_hex_preview() {
+        let mut buf = Vec::new();
+        {
+            let mut s = TextSink::new(&mut buf, None);
+            let mut ev = Event {
+                ts_ns: 3_723_000_001_000,
+                conn: 7,
+                src: "10.0.0.1:1".parse().unwrap(),
+                dst: "[::1]:80".parse().unwrap(),
+                dir: Direction::ClientToServer,
+                kind: EventKind::WsMessage {
+                    kind: MessageKind::Text,
+                    payload: Cow::Borrowed(b"a\"b\n\x01"),
+                    len: 5,
+                    wire_len: 5,
+                    compressed: false,
+                    fragments: 1,
+                    invalid_utf8: false,
+                    truncated: false,
+                },
+            };
+            s.event(&ev);
+            ev.kind = EventKind::WsPong {
+                payload: Cow::Borrowed(&[0xff, 0]),
+            };
+            s.event(&ev);
+            s.finish().unwrap();
+        }
+        let out = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "01:02:03.000001 #7 10.0.0.1:1 → [::1]:80 ws_message text len=5 \"a\\\"b\\n\\u{1}\""
+        );
+        assert_eq!(
+            lines[1],
+            "01:02:03.000001 #7 10.0.0.1:1 → [::1]:80 ws_pong len=2 hex:ff00"
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! pcap reader tests on small captures built in memory with pcap-file's writers.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::DataLink;
+
+use super::*;
+use crate::source::tcp_flags;
+
+/// IPv4 + TCP (seq 1000, PSH|ACK) carrying `payload`, without link header.
+fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 80, 1000, 512)
+        .psh()
+        .ack(77);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
+        .tcp(1, 2, 3, 4)
+        .syn();
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn eth(ip: &[u8], ether_type: u16) -> Vec<u8> {
+    let mut v = vec![0u8; 12];
+    v.extend(ether_type.to_be_bytes());
+    v.extend_from_slice(ip);
+    v
+}
+
+fn pcap_file(link: DataLink, packets: &[(Vec<u8>, u32)]) -> Vec<u8> {
+    let header = PcapHeader {
+        datalink: link,
+        snaplen: 262144,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+    for (i, (data, orig)) in packets.iter().enumerate() {
+        let p = PcapPacket::new(Duration::new(1_700_000_000, i as u32 * 1000), *orig, data);
+        w.write_packet(&p).unwrap();
+    }
+    w.into_writer()
+}
+
+/// (src, dst, seq, flags, payload, ts_ns) of one segment.
+type Seen = (String, String, u32, u8, Vec<u8>, u64);
+
+/// Reads all segments.
+fn read_all(file: Vec<u8>) -> (Vec<Seen>, SourceStats) {
+    let mut src = PcapSource::from_reader(Cursor::new(file)).unwrap();
+    let mut v = Vec::new();
+    src.for_each_segment(|s, _lost| {
+        v.push((
+            s.src.to_string(),
+            s.dst.to_string(),
+            s.seq,
+            s.flags,
+            s.payload.to_vec(),
+            s.ts_ns,
+        ));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    (v, src.stats().clone())
+}
+
+fn one(data: Vec<u8>, link: DataLink) -> Vec<u8> {
+    let len = data.len() as u32;
+    pcap_file(link, &[(data, len)])
+}
+
+#[test]
+fn ethernet_ipv4() {
+    let (segs, st) = read_all(one(eth(&ipv4_tcp(b"hi"), 0x0800), DataLink::ETHERNET));
+    assert_eq!(segs.len(), 1);
+    let (s, d, seq, flags, p, ts) = &segs[0];
+    assert_eq!(
+        (s.as_str(), d.as_str(), *seq),
+        ("10.0.0.1:40000", "10.0.0.2:80", 1000)
+    );
+    assert_eq!(*flags, tcp_flags::PSH | tcp_flags::ACK);
+    assert_eq!(p, b"hi");
+    assert_eq!(*ts, 1_700_000_000_000_000_000);
+    assert_eq!(st.segments, 1);
+}
+
+#[test]
+fn ethernet_vlan_ipv6() {
+    let mut frame = vec![0u8; 12];
+    frame.extend([0x81, 0x00, 0x00, 0x05, 0x86, 0xdd]);
+    frame.extend(ipv6_tcp(b"x"));
+    let (segs, _) = read_all(one(frame, DataLink::ETHERNET));
+    assert_eq!(segs[0].0, "[fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd]:1");
+    assert_eq!(segs[0].3, tcp_flags::SYN);
+}
+
+#[test]
+fn ipv4_with_options() {
+    let mut ip = ipv4_tcp(b"opt");
+    // Insert 4 bytes of options (NOP NOP NOP EOL): IHL 5 -> 6, total length + 4.
+    ip[0] = 0x46;
+    let tl = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+    ip[2..4].copy_from_slice(&tl.to_be_bytes());
+    ip.splice(20..20, [1, 1, 1, 0]);
+    ip[10] = 0;
+    ip[11] = 0; // checksum is not verified
+    let (segs, st) = read_all(one(ip, DataLink::RAW));
+    assert_eq!(st.malformed, 0);
+    assert_eq!(segs[0].4, b"opt");
+}
+
+#[test]
+fn linux_sll_and_sll2() {
+    let mut sll = vec![0u8; 14];
+    sll.extend(0x0800u16.to_be_bytes());
+    sll.extend(ipv4_tcp(b"sll"));
+    let (segs, _) = read_all(one(sll, DataLink::LINUX_SLL));
+    assert_eq!(segs[0].4, b"sll");
+
+    let mut sll2 = 0x86ddu16.to_be_bytes().to_vec();
+    sll2.extend([0u8; 18]);
+    sll2.extend(ipv6_tcp(b"sll2"));
+    let (segs, _) = read_all(one(sll2, DataLink::LINUX_SLL2));
+    assert_eq!(segs[0].4, b"sll2");
+}
+
+#[test]
+fn raw_ip_and_null_loopback() {
+    let (segs, _) = read_all(one(ipv6_tcp(b"raw"), DataLink::RAW));
+    assert_eq!(segs[0].4, b"raw");
+    for link in [DataLink::IPV4, DataLink::Unknown(12), DataLink::Unknown(14)] {
+        let (segs, _) = read_all(one(ipv4_tcp(b"r"), link));
+        assert_eq!(segs.len(), 1, "{link:?}");
+    }
+    let mut null = 2u32.to_le_bytes().to_vec();
+    null.extend(ipv4_tcp(b"null-le"));
+    let (segs, _) = read_all(one(null, DataLink::NULL));
+    assert_eq!(segs[0].4, b"null-le");
+    let mut null = 30u32.to_be_bytes().to_vec();
+    null.extend(ipv6_tcp(b"null-be"));
+    let (segs, _) = read_all(one(null, DataLink::NULL));
+    assert_eq!(segs[0].4, b"null-be");
+    let mut lo = 24u32.to_be_bytes().to_vec();
+    lo.extend(ipv6_tcp(b"loop"));
+    let (segs, _) = read_all(one(lo, DataLink::LOOP));
+    assert_eq!(segs[0].4, b"loop");
+}
+
+#[test]
+fn non_tcp_malformed_and_truncated_are_counted() {
+    let udp = {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(53, 53)
+            .write(&mut v, b"dns")
+            .unwrap();
+        eth(&v, 0x0800)
+    };
+    let arp = eth(&[0u8; 28], 0x0806);
+    let short = vec![0u8; 5];
+    let mut bad_tcp = ipv4_tcp(b"");
+    bad_tcp[32] = 0x10; // TCP data offset 1 (< 5 words)
+    let full = eth(&ipv4_tcp(b"0123456789"), 0x0800);
+    let cut = full[..full.len() - 4].to_vec();
+    let file = pcap_file(
+        DataLink::ETHERNET,
+        &[
+            (udp.clone(), udp.len() as u32),
+            (arp.clone(), arp.len() as u32),
+            (short, 5),
+            (eth(&bad_tcp, 0x0800), 54),
+            (cut, full.len() as u32),
+        ],
+    );
+    let (segs, st) = read_all(file);
+    assert_eq!(st.packets, 5);
+    assert_eq!(st.non_tcp, 2);
+    assert_eq!(st.malformed, 2);
+    assert_eq!(st.truncated, 1);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].4, b"012345", "payload as captured");
+}
+
+#[test]
+fn cut_payload_length_is_reported() {
+    let full = eth(&ipv4_tcp(b"0123456789"), 0x0800);
+    let cut = full[..full.len() - 4].to_vec();
+    let v6 = eth(&ipv6_tcp(b"abcdefgh"), 0x86dd);
+    let v6cut = v6[..v6.len() - 3].to_vec();
+    let file = pcap_file(
+        DataLink::ETHERNET,
+        &[
+            (cut, full.len() as u32),
+            (v6cut, v6.len() as u32),
+            (full.clone(), full.len() as u32),
+        ],
+    );
+    let mut src = PcapSource::from_reader(Cursor::new(file)).unwrap();
+    let mut lost = Vec::new();
+    src.for_each_segment(|_, l| {
+        lost.push(l);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(lost, [4, 3, 0]);
+}
+
+#[test]
+fn pcapng_with_two_interfaces_and_tsresol() {
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::ETHERNET, 0))
+        .unwrap();
+    let mut idb = InterfaceDescriptionBlock::new(DataLink::RAW, 0);
+    idb.options.push(InterfaceDescriptionOption::IfTsResol(9)); // nanoseconds
+    w.write_pcapng_block(idb).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::Unknown(147), 0))
+        .unwrap();
+    let e = eth(&ipv4_tcp(b"a"), 0x0800);
+    let r = ipv4_tcp(b"b");
+    for (iface, data, ts) in [(0u32, &e, 5u64), (1, &r, 7), (2, &r, 1)] {
+        let epb = EnhancedPacketBlock {
+            interface_id: iface,
+            timestamp: Duration::from_nanos(ts),
+            original_len: data.len() as u32,
+            data: Cow::Borrowed(data),
+            options: vec![],
+        };
+        w.write_pcapng_block(epb).unwrap();
+    }
+    let (segs, st) = read_all(w.into_inner());
+    assert_eq!(segs.len(), 2);
+    assert_eq!(
+        (segs[0].4.as_slice(), segs[0].5),
+        (&b"a"[..], 5000),
+        "default µs"
+    );
+    assert_eq!(
+        (segs[1].4.as_slice(), segs[1].5),
+        (&b"b"[..], 7),
+        "if_tsresol 9"
+    );
+    assert_eq!(st.unsupported_link, 1);
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let e = PcapSource::from_reader(Cursor::new(b"GET / HTTP/1.1".to_vec()))
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::NotPcap(0x47455420)), "{e}");
+    assert!(e.to_string().contains("not a pcap or pcapng file"));
+    let e = PcapSource::from_reader(Cursor::new(b"ab".to_vec()))
+        .err()
+        .unwrap();
+    assert!(matches!(e, SourceError::NotPcap(_)));
+    let file = pcap_file(DataLink::Unknown(147), &[]);
+    let e = PcapSource::from_reader(Cursor::new(file)).err().unwrap();
+    assert!(e.to_string().contains("unsupported link type 147"), "{e}");
+}
+
+#[test]
+fn file_cut_mid_record_is_read_up_to_the_cut() {
+    let p = eth(&ipv4_tcp(b"abc"), 0x0800);
+    let mut file = pcap_file(
+        DataLink::ETHERNET,
+        &[(p.clone(), p.len() as u32), (p.clone(), p.len() as u32)],
+    );
+    file.truncate(file.len() - 10);
+    let (segs, st) = read_all(file);
+    assert_eq!(segs.len(), 1);
+    assert!(st.file_truncated);
+}

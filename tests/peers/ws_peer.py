@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""Real WebSocket peers for wstap's end-to-end tests (Python `websockets` 10.x).
+
+    ws_peer.py server --host H --port P [--no-compression] [--ready FILE]
+        Echo server: every message comes back as it was received (same type,
+        same payload). Runs until killed. Writes FILE once listening.
+
+    ws_peer.py client --host H --port P --log FILE [--conversation NAME ...]
+                      [--no-log-payload] [--count N] [--size BYTES]
+        Runs the named scripted conversations (default: all of `DEFAULT`),
+        each on its own connection, and writes a JSON log of every message it
+        sent and received, per connection, in order:
+
+        {"conversations": [{"name": ..., "local_port": ..., "compression": ...,
+           "sent": [MSG...], "received": [MSG...], "pings": [b64...],
+           "close": {"code": 1000, "reason": "bye"}}]}
+        MSG = {"type": "text"|"binary", "len": N, "fragments": K,
+               "text": STR | "b64": STR}   (payload left out with --no-log-payload)
+
+Conversations (see CONVERSATIONS): plain, deflate (context takeover),
+deflate-nct (no context takeover both ways), deflate-bits (reduced window
+bits), large (several MiB), bulk (binary messages totalling --size bytes,
+for benchmarks), small (--count short text messages, for benchmarks).
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+
+import websockets
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+MAX = None  # no message size limit on either side
+
+
+def pattern(n, seed=0):
+    """Deterministic, not very compressible bytes."""
+    out = bytearray(n)
+    x = (seed * 2654435761 + 12345) & 0xFFFFFFFF
+    for i in range(n):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+        out[i] = (x >> 16) & 0xFF
+    return bytes(out)
+
+
+def msg_entry(payload, fragments, log_payload):
+    if isinstance(payload, str):
+        e = {"type": "text", "len": len(payload.encode()), "fragments": fragments}
+        if log_payload:
+            e["text"] = payload
+    else:
+        e = {"type": "binary", "len": len(payload), "fragments": fragments}
+        if log_payload:
+            e["b64"] = base64.b64encode(payload).decode()
+    return e
+
+
+def standard_script():
+    """The message mix every protocol variant runs: sizes around the 7/16/64
+    bit length boundaries, empty, unicode, fragmented, pings."""
+    return [
+        ("send", "hello"),
+        ("send", ""),
+        ("send", b""),
+        ("send", "ünïcødé ✓ 🚀"),
+        ("send", "x" * 125),
+        ("send", "y" * 126),
+        ("send", pattern(65535, 1)),
+        ("send", pattern(65536, 2)),
+        ("send", pattern(200_000, 3)),
+        ("ping", b"are you there"),
+        ("fragments", ["frag-one ", "frag-two ", "frag-three"]),
+        ("fragments", [pattern(10, 4), pattern(70_000, 5), pattern(3, 6)]),
+        ("send", "compressible " * 1000),
+        ("ping", b""),
+        ("send", "last"),
+    ]
+
+
+CONVERSATIONS = {
+    "plain": {"compression": None, "script": standard_script},
+    "deflate": {"compression": "deflate", "script": standard_script},
+    "deflate-nct": {
+        "compression": "deflate-nct",
+        "extensions": lambda: [
+            ClientPerMessageDeflateFactory(
+                client_no_context_takeover=True, server_no_context_takeover=True
+            )
+        ],
+        "script": standard_script,
+    },
+    "deflate-bits": {
+        "compression": "deflate-bits",
+        "extensions": lambda: [
+            ClientPerMessageDeflateFactory(server_max_window_bits=10, client_max_window_bits=9)
+        ],
+        "script": standard_script,
+    },
+    "large": {
+        "compression": None,
+        "script": lambda: [("send", pattern(3 * 1024 * 1024 + 7, 7)), ("send", "after large")],
+    },
+}
+DEFAULT = ["plain", "deflate", "deflate-nct", "deflate-bits", "large"]
+
+
+def bench_script(name, args):
+    if name == "bulk":
+        chunk = 1 << 20
+        data = pattern(chunk, 9)
+        n = max(1, args.size // chunk)
+        return [("send", data)] * n
+    if name == "small":
+        return [("send", f"message number {i} with a little text")for i in range(args.count)]
+    raise SystemExit(f"unknown conversation {name!r}")
+
+
+async def run_conversation(name, args):
+    conf = CONVERSATIONS.get(name)
+    if conf is None:
+        conf = {"compression": None, "script": lambda: bench_script(name, args)}
+    kwargs = {"max_size": MAX, "ping_interval": None, "max_queue": None}
+    if "extensions" in conf:
+        kwargs["extensions"] = conf["extensions"]()
+        kwargs["compression"] = None
+    else:
+        kwargs["compression"] = conf["compression"]
+    uri = f"ws://{args.host}:{args.port}/{name}"
+    if ":" in args.host:
+        uri = f"ws://[{args.host}]:{args.port}/{name}"
+    log = {"name": name, "compression": conf["compression"], "sent": [], "received": [],
+           "pings": []}
+    lp = not args.no_log_payload
+    async with websockets.connect(uri, **kwargs) as ws:
+        log["local_port"] = ws.local_address[1]
+        log["extensions"] = [e.name for e in ws.extensions]
+        for step, value in conf["script"]():
+            if step == "send":
+                await ws.send(value)
+                log["sent"].append(msg_entry(value, 1, lp))
+                echo = await ws.recv()
+                log["received"].append(msg_entry(echo, None, lp))
+            elif step == "fragments":
+                await ws.send(value)
+                whole = ("" if isinstance(value[0], str) else b"").join(value)
+                # websockets 10 ends a fragmented message with an extra empty
+                # FIN continuation frame, so the wire carries one more frame.
+                log["sent"].append(msg_entry(whole, len(value) + 1, lp))
+                echo = await ws.recv()
+                log["received"].append(msg_entry(echo, None, lp))
+            elif step == "ping":
+                waiter = await ws.ping(value)
+                await waiter
+                log["pings"].append(base64.b64encode(value).decode())
+        await ws.close(1000, "bye")
+        log["close"] = {"code": 1000, "reason": "bye"}
+    return log
+
+
+async def client(args):
+    names = args.conversation or DEFAULT
+    logs = []
+    for name in names:
+        logs.append(await run_conversation(name, args))
+    with open(args.log, "w") as f:
+        json.dump({"conversations": logs}, f)
+
+
+async def echo(ws, path=None):
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except websockets.ConnectionClosed:
+        pass
+
+
+async def server(args):
+    kwargs = {"max_size": MAX, "ping_interval": None, "max_queue": None}
+    if args.no_compression:
+        kwargs["compression"] = None
+    async with websockets.serve(echo, args.host, args.port, **kwargs):
+        if args.ready:
+            with open(args.ready, "w") as f:
+                f.write("ready\n")
+        await asyncio.Future()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["server", "client"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--log", help="client: JSON log file")
+    p.add_argument("--ready", help="server: file written once listening")
+    p.add_argument("--conversation", action="append",
+                   help="client: conversation name; repeat for more (default: " + ", ".join(DEFAULT) + ")")
+    p.add_argument("--no-compression", action="store_true", help="server: decline permessage-deflate")
+    p.add_argument("--no-log-payload", action="store_true", help="client: log lengths only")
+    p.add_argument("--count", type=int, default=10000, help="client, small: number of messages")
+    p.add_argument("--size", type=int, default=100 << 20, help="client, bulk: total bytes")
+    args = p.parse_args()
+    if args.mode == "client" and not args.log:
+        p.error("client needs --log FILE")
+    try:
+        asyncio.run(server(args) if args.mode == "server" else client(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+//! End to end, offline: real WebSocket peers (Python `websockets`) talk over
+//! the loopback of a private network namespace while tcpdump records; wstap
+//! reads the recording, and every message the peers report sending (both
+//! directions, in order per connection) must come out of wstap unchanged.
+//! Conversations cover text and binary, 0 bytes to several MiB, 7/16/64-bit
+//! lengths, fragmented messages, pings, close, and permessage-deflate with
+//! context takeover, without it, and with reduced window bits.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use tests::netns::Netns;
+
+const PORT: &str = "8765";
+
+/// Kills (SIGTERM) and reaps a child on drop.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child we spawned and have not reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn peer_script() -> PathBuf {
+    tests::workspace_root().join("tests/peers/ws_peer.py")
+}
+
+fn wait_for_file(p: &Path, what: &str) {
+    let t = Instant::now();
+    while !p.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `p`'s size has not changed for 600 ms (at most 20 s).
+fn wait_until_stable(p: &Path) {
+    let t = Instant::now();
+    let (mut last, mut same) = (u64::MAX, 0);
+    while same < 3 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        if len == last {
+            same += 1;
+        } else {
+            (last, same) = (len, 0);
+        }
+    }
+}
+
+/// Records the namespace's loopback while `conversations` run; returns the
+/// capture file and the client's log.
+fn record(ns: &Netns, dir: &Path, py: &Path, conversations: &[&str]) -> (PathBuf, Value) {
+    let cap = dir.join("capture.pcap");
+    let mut tcpdump = ns
+        .command("tcpdump")
+        .args(["-i", "lo", "-n", "-s", "0", "-U", "-B", "131072", "-w"])
+        .arg(&cap)
+        .args(["tcp", "port", PORT])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    // -B: a 128 MiB kernel buffer, or 64 KiB loopback packets get dropped.
+    // tcpdump says "listening on lo" once the capture is armed.
+    let mut err = BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening") {
+        line.clear();
+    }
+    let tcpdump = Reaper(tcpdump);
+
+    let ready = dir.join("ready");
+    let server = Reaper(
+        ns.command(py)
+            .arg(peer_script())
+            .args(["server", "--host", "127.0.0.1", "--port", PORT, "--ready"])
+            .arg(&ready)
+            .spawn()
+            .expect("server"),
+    );
+    wait_for_file(&ready, "ws_peer server");
+
+    let log = dir.join("client.json");
+    let mut client = ns.command(py);
+    client
+        .arg(peer_script())
+        .args(["client", "--host", "127.0.0.1", "--port", PORT, "--log"])
+        .arg(&log);
+    for c in conversations {
+        client.args(["--conversation", c]);
+    }
+    let st = client.status().expect("client");
+    assert!(st.success(), "ws_peer client failed: {st}");
+    // tcpdump stops at SIGTERM without draining its ring, so wait until it
+    // has written everything: the file stops growing.
+    wait_until_stable(&cap);
+    drop(server);
+    drop(tcpdump);
+    let log: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+    (cap, log)
+}
+
+/// Bytes of a logged message.
+fn logged(m: &Value) -> Vec<u8> {
+    if let Some(t) = m["text"].as_str() {
+        return t.as_bytes().to_vec();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(m["b64"].as_str().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn peers_conversations_decode_exactly() {
+    let name = "peers_conversations_decode_exactly";
+    if !tests::require_root(name) || !tests::require_tool(name, "tcpdump") {
+        return;
+    }
+    let Some(py) = tests::python_with_websockets() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name}: python3-websockets missing");
+        }
+        eprintln!("\n!!!! SKIPPED {name}: no python3 with websockets !!!!\n");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("wstap-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ns = Netns::new("op").expect("netns");
+    let (cap, log) = record(
+        &ns,
+        &dir,
+        &py,
+        &["plain", "deflate", "deflate-nct", "deflate-bits", "large"],
+    );
+
+    let run = common::wstap_json(&cap, &[]);
+    let events = &run.events;
+    eprintln!("{}", run.stderr);
+    for conv in log["conversations"].as_array().unwrap() {
+        let cname = conv["name"].as_str().unwrap();
+        let port = conv["local_port"].as_u64().unwrap() as u16;
+        let of_conn: Vec<&Value> = events
+            .iter()
+            .filter(|e| common::port_of(&e["src"]) == port || common::port_of(&e["dst"]) == port)
+            .collect();
+        assert!(
+            !of_conn.is_empty(),
+            "{cname}: no events for client port {port}"
+        );
+        let opens: Vec<_> = of_conn.iter().filter(|e| e["event"] == "ws_open").collect();
+        assert_eq!(opens.len(), 1, "{cname}: one ws_open");
+        let deflate = !conv["extensions"].as_array().unwrap().is_empty();
+        assert_eq!(
+            opens[0]["deflate"].is_object(),
+            deflate,
+            "{cname}: deflate negotiated"
+        );
+        for (dir, list, from_client) in [
+            ("client_to_server", "sent", true),
+            ("server_to_client", "received", false),
+        ] {
+            let got: Vec<&&Value> = of_conn
+                .iter()
+                .filter(|e| e["event"] == "ws_message")
+                .filter(|e| (common::port_of(&e["src"]) == port) == from_client)
+                .collect();
+            let want = conv[list].as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{cname} {dir}: message count");
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert_eq!(g["dir"], dir, "{cname} {dir} #{i}");
+                assert_eq!(g["opcode"], w["type"], "{cname} {dir} #{i}: opcode");
+                assert_eq!(g["len"], w["len"], "{cname} {dir} #{i}: len");
+                assert_eq!(g["truncated"], false, "{cname} {dir} #{i}");
+                assert_eq!(g["compressed"], deflate, "{cname} {dir} #{i}: compressed");
+                if let Some(f) = w["fragments"].as_u64() {
+                    assert_eq!(
+                        g["fragments"].as_u64(),
+                        Some(f),
+                        "{cname} {dir} #{i}: fragments"
+                    );
+                }
+                assert!(
+                    common::payload(g) == logged(w),
+                    "{cname} {dir} #{i}: payload differs"
+                );
+            }
+        }
+        // Client pings reach the server with their payload; close 1000 "bye".
+        let pings: Vec<String> = of_conn
+            .iter()
+            .filter(|e| e["event"] == "ws_ping" && common::port_of(&e["src"]) == port)
+            .map(|e| base64::engine::general_purpose::STANDARD.encode(common::payload(e)))
+            .collect();
+        let want_pings: Vec<String> = conv["pings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(pings, want_pings, "{cname}: pings");
+        let close = of_conn
+            .iter()
+            .find(|e| e["event"] == "ws_close" && common::port_of(&e["src"]) == port)
+            .unwrap_or_else(|| panic!("{cname}: no client close"));
+        assert_eq!(close["code"], 1000);
+        assert_eq!(close["reason"], "bye");
+        for bad in [
+            "gap",
+            "violation",
+            "ws_undecompressable",
+            "overlap_mismatch",
+        ] {
+            assert!(
+                !of_conn.iter().any(|e| e["event"] == bad),
+                "{cname}: unexpected {bad}: {:?}",
+                of_conn.iter().find(|e| e["event"] == bad)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

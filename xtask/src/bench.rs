@@ -1,0 +1,836 @@
+//! `cargo xtask bench`: measure wstap side by side with tshark on the same
+//! traffic and print one markdown table (also written to
+//! `<target>/bench-results.md`).
+//!
+//! Sections (rows) of the table:
+//! 1. Offline decode ([`offline`]): two captures recorded from real peers
+//!    (`tests/peers/ws_peer.py`) on the loopback interface of a private
+//!    network namespace, cached under `<target>/bench-data/`; `wstap -r` (JSON
+//!    and text) versus `tshark -r FILE -Y websocket -T fields` printing the
+//!    payloads.
+//! 2. Criterion micro-benchmarks of the decoder (`capture-user/benches/decode.rs`),
+//!    headline numbers only; `--no-criterion` skips them.
+//!
+//! Live capture, in-kernel cost per packet and memory under load are further
+//! sections: each is a function returning a [`Section`], appended in [`run`].
+//!
+//! Nothing leaves the namespace: the peers talk over its own `lo`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cargo, root, status, target_dir};
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
+    /// Timed runs of wstap per capture and format (the best is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Timed runs of tshark per capture (it is slow; the best is reported).
+    #[arg(long, default_value_t = 1)]
+    pub tshark_runs: usize,
+    /// Record the captures again even when cached.
+    #[arg(long)]
+    pub regenerate: bool,
+    /// Skip the criterion micro-benchmarks.
+    #[arg(long)]
+    pub no_criterion: bool,
+}
+
+/// One part of the results: a markdown table with notes under it.
+pub struct Section {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+impl Section {
+    fn markdown(&self) -> String {
+        let mut s = format!("### {}\n\n", self.title);
+        let _ = writeln!(s, "| {} |", self.header.join(" | "));
+        let _ = writeln!(
+            s,
+            "|{}|",
+            self.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+        );
+        for r in &self.rows {
+            let _ = writeln!(s, "| {} |", r.join(" | "));
+        }
+        if !self.notes.is_empty() {
+            s.push('\n');
+            for n in &self.notes {
+                let _ = writeln!(s, "{n}");
+            }
+        }
+        s
+    }
+}
+
+pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
+    if opts.runs == 0 || opts.tshark_runs == 0 {
+        bail!("--runs and --tshark-runs must be at least 1");
+    }
+    let started = Instant::now();
+    let mut sections = Vec::new();
+    sections.push(offline::run(wstap, opts)?);
+    if !opts.no_criterion {
+        sections.push(criterion()?);
+    }
+    let mut md = format!(
+        "## wstap benchmark (`cargo xtask bench`)\n\n{}\n\n",
+        machine_line()
+    );
+    for s in &sections {
+        md += &s.markdown();
+        md.push('\n');
+    }
+    let _ = writeln!(md, "Total benchmark time: {:.0} s.", started.elapsed().as_secs_f64());
+    let out = target_dir().join("bench-results.md");
+    std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    println!("{md}");
+    eprintln!("bench: table written to {}", out.display());
+    Ok(())
+}
+
+/// CPU model, core count and kernel, for the table's heading.
+fn machine_line() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = command_line(Command::new("uname").arg("-r")).unwrap_or_default();
+    let tshark = command_line(Command::new("tshark").arg("--version")).unwrap_or_default();
+    format!("Machine: {cpu}, {cores} cores, Linux {kernel}; {tshark}.")
+}
+
+/// First line of a command's stdout.
+fn command_line(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.lines().next().map(|l| l.trim().to_string())
+}
+
+/// A finished child: wall time from spawn to exit, and its peak RSS.
+struct Finished {
+    status: ExitStatus,
+    wall: Duration,
+    max_rss_kib: u64,
+}
+
+/// Waits for `child` with wait4(2), which also gives its resource usage.
+fn wait_rusage(child: &mut Child, started: Instant) -> Result<Finished> {
+    let pid = child.id() as libc::pid_t;
+    let mut st: libc::c_int = 0;
+    // SAFETY: rusage is plain old data, filled in by the kernel.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers to locals; pid is our own unreaped child.
+        let r = unsafe { libc::wait4(pid, &mut st, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("wait4");
+        }
+    }
+    let wall = started.elapsed();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Finished {
+        status: ExitStatus::from_raw(st),
+        wall,
+        max_rss_kib: ru.ru_maxrss as u64,
+    })
+}
+
+fn sigint(child: &Child) {
+    // SAFETY: plain kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+}
+
+/// Kills a child process on drop.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn fmt_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Row 1: offline decode, wstap -r versus tshark -r.
+mod offline {
+    use super::*;
+
+    /// A capture the benchmark records: what the peers do, and how much.
+    pub struct Spec {
+        pub name: &'static str,
+        /// Arguments of each client process (run in parallel).
+        pub clients: Vec<Vec<String>>,
+        /// Shown in the table.
+        pub describe: String,
+        /// Thresholds: messages must be at least this many, this many bytes.
+        pub min_messages: u64,
+        pub min_bytes: u64,
+        /// Target: wstap at least this many times tshark's throughput.
+        pub target_ratio: f64,
+    }
+
+    pub fn specs() -> Vec<Spec> {
+        const BULK_BYTES: u64 = 100 << 20;
+        const SMALL_CLIENTS: u64 = 4;
+        const SMALL_PER_CLIENT: u64 = 75_000;
+        vec![
+            Spec {
+                name: "bulk",
+                clients: vec![vec![
+                    "--conversation".into(),
+                    "bulk".into(),
+                    "--size".into(),
+                    BULK_BYTES.to_string(),
+                ]],
+                describe: "bulk: 1 connection, 100 binary messages of 1 MiB client→server (masked) + 100 echoed back".into(),
+                min_messages: 200,
+                min_bytes: 200_000_000,
+                target_ratio: 20.0,
+            },
+            Spec {
+                name: "small",
+                clients: (0..SMALL_CLIENTS)
+                    .map(|_| {
+                        vec![
+                            "--conversation".into(),
+                            "small".into(),
+                            "--count".into(),
+                            SMALL_PER_CLIENT.to_string(),
+                        ]
+                    })
+                    .collect(),
+                describe: format!(
+                    "small: {SMALL_CLIENTS} connections, {} text messages of 34-41 bytes client→server (masked) + the same echoed back",
+                    fmt_count(SMALL_CLIENTS * SMALL_PER_CLIENT)
+                ),
+                min_messages: 500_000,
+                min_bytes: 0,
+                target_ratio: 50.0,
+            },
+        ]
+    }
+
+    /// What the peers logged: messages sent plus received, payload bytes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Truth {
+        pub messages: u64,
+        pub bytes: u64,
+    }
+
+    pub struct Capture {
+        pub spec: Spec,
+        pub file: PathBuf,
+        pub file_bytes: u64,
+        pub truth: Truth,
+        pub packets: u64,
+    }
+
+    /// A tool's measurement on one capture.
+    pub struct Measured {
+        pub tool: String,
+        pub wall: Duration,
+        pub runs: usize,
+        pub messages: Option<u64>,
+        pub bytes: Option<u64>,
+        pub max_rss_kib: u64,
+        /// Something the reader must know about this row.
+        pub remark: String,
+    }
+
+    pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
+        let data = target_dir().join("bench-data");
+        std::fs::create_dir_all(&data)?;
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+        let mut verdicts = Vec::new();
+        for spec in specs() {
+            let cap = capture(&data, spec, opts.regenerate)?;
+            warm_cache(&cap.file)?;
+            eprintln!(
+                "bench: {} capture: {} messages, {} payload bytes, {} packets, {} file bytes",
+                cap.spec.name, cap.truth.messages, cap.truth.bytes, cap.packets, cap.file_bytes
+            );
+            let json = measure_wstap(wstap, &cap, "json", opts.runs)?;
+            let text = measure_wstap(wstap, &cap, "text", opts.runs)?;
+            let tshark = measure_tshark(&cap, opts.tshark_runs)?;
+            let t_tp = throughput(&cap, &tshark);
+            for m in [&json, &text, &tshark] {
+                let tp = throughput(&cap, m);
+                let ratio = if m.tool.starts_with("tshark") {
+                    "1×".to_string()
+                } else {
+                    format!("**{:.1}×**", tp / t_tp)
+                };
+                let counted = match (m.messages, m.bytes) {
+                    (Some(n), Some(b)) if n == cap.truth.messages && b == cap.truth.bytes => {
+                        format!("{} ✓", fmt_count(n))
+                    }
+                    (Some(n), Some(b)) if n == cap.truth.messages => {
+                        format!("{} msgs ✓, payload {} of {} B ✗", fmt_count(n), b, cap.truth.bytes)
+                    }
+                    (Some(n), _) => {
+                        format!("**{} of {} ✗**", fmt_count(n), fmt_count(cap.truth.messages))
+                    }
+                    (None, _) => "not counted ✗".into(),
+                };
+                rows.push(vec![
+                    cap.spec.name.to_string(),
+                    m.tool.clone(),
+                    format!("{:.3} (best of {})", m.wall.as_secs_f64(), m.runs),
+                    fmt_rate(tp / 1e6),
+                    fmt_count((cap.truth.messages as f64 / m.wall.as_secs_f64()) as u64),
+                    ratio,
+                    counted,
+                    format!("{:.1}", m.max_rss_kib as f64 / 1024.0),
+                    m.remark.clone(),
+                ]);
+            }
+            let r = throughput(&cap, &json) / t_tp;
+            verdicts.push(format!(
+                "- {}: wstap (JSON, full payloads) is {:.1}× tshark; target ≥ {:.0}×: **{}**.",
+                cap.spec.name,
+                r,
+                cap.spec.target_ratio,
+                if r >= cap.spec.target_ratio { "met" } else { "NOT met" }
+            ));
+            notes.push(format!(
+                "- {}; {} packets, {:.1} MB file, {} WebSocket messages carrying {:.1} MB of payload (peers' logs).",
+                cap.spec.describe,
+                fmt_count(cap.packets),
+                cap.file_bytes as f64 / 1e6,
+                fmt_count(cap.truth.messages),
+                cap.truth.bytes as f64 / 1e6
+            ));
+        }
+        let mut all_notes = verdicts;
+        all_notes.push(String::new());
+        all_notes.extend(notes);
+        all_notes.extend(
+            [
+                "- Recorded with tcpdump on `lo` of a private network namespace from real peers (`tests/peers/ws_peer.py`, Python `websockets`, echo server; no compression); tcpdump dropped 0 packets. Cached in `target/bench-data/` (`--regenerate` records again).",
+                "- **MB/s** = WebSocket message payload bytes in the capture (sum of the message lengths the peers logged, both directions; 1 MB = 10⁶ bytes) / wall-clock seconds of the whole process, reading the file from the page cache. **msgs/s** = messages in the capture / wall-clock seconds. Ratio = throughput / tshark's on the same capture.",
+                "- `wstap json`: `wstap -r FILE --format json > /dev/null`, every payload printed in full (base64 or text). `wstap text`: `wstap -r FILE > /dev/null`, default text output (payload previews). Message counts and bytes from wstap's exit summary.",
+                "- `tshark`: `tshark -r FILE -Y websocket -T fields -e websocket.opcode -e websocket.payload.text -e data.data`, output read through a pipe and counted (opcode 1/2 fields = messages; text field length + hex digits/2 = payload bytes printed).",
+                "- Counted: messages (and payload bytes) the tool put out, against the peers' logs; ✓ = both equal.",
+                "- Peak RSS: `ru_maxrss` of the process (wait4).",
+            ]
+            .map(String::from),
+        );
+        Ok(Section {
+            title: "1. Offline decode: `wstap -r` vs `tshark -r`".into(),
+            header: [
+                "capture",
+                "tool",
+                "wall s",
+                "MB/s",
+                "msgs/s",
+                "vs tshark",
+                "messages counted",
+                "peak RSS MiB",
+                "remark",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+            notes: all_notes,
+        })
+    }
+
+    fn throughput(cap: &Capture, m: &Measured) -> f64 {
+        cap.truth.bytes as f64 / m.wall.as_secs_f64()
+    }
+
+    /// Reads the file once so that every timed run finds it in the page cache.
+    fn warm_cache(f: &Path) -> Result<()> {
+        let mut file = std::fs::File::open(f)?;
+        let mut buf = vec![0u8; 1 << 20];
+        while file.read(&mut buf)? > 0 {}
+        Ok(())
+    }
+
+    fn measure_wstap(wstap: &Path, cap: &Capture, format: &str, runs: usize) -> Result<Measured> {
+        let mut best: Option<Measured> = None;
+        for _ in 0..runs {
+            let started = Instant::now();
+            let mut child = Command::new(wstap)
+                .arg("-r")
+                .arg(&cap.file)
+                .args(["--format", format])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting wstap")?;
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err)?;
+            let f = wait_rusage(&mut child, started)?;
+            if !f.status.success() {
+                bail!("wstap -r {} failed ({}): {err}", cap.file.display(), f.status);
+            }
+            let (messages, bytes) = summary_counts(&err);
+            let remark = problems(&err);
+            let m = Measured {
+                tool: format!("wstap {format}"),
+                wall: f.wall,
+                runs,
+                messages,
+                bytes,
+                max_rss_kib: f.max_rss_kib,
+                remark,
+            };
+            if best.as_ref().is_none_or(|b| m.wall < b.wall) {
+                best = Some(m);
+            }
+        }
+        Ok(best.unwrap())
+    }
+
+    /// "N messages (B bytes)" from wstap's exit summary.
+    fn summary_counts(stderr: &str) -> (Option<u64>, Option<u64>) {
+        for l in stderr.lines() {
+            if let Some(i) = l.find(" messages (") {
+                let n = l[..i].rsplit(' ').next().and_then(|s| s.parse().ok());
+                let b = l[i + " messages (".len()..]
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok());
+                return (n, b);
+            }
+        }
+        (None, None)
+    }
+
+    /// Non-zero gap / violation / truncation counters in wstap's summary.
+    fn problems(stderr: &str) -> String {
+        let mut out = Vec::new();
+        for l in stderr.lines().filter(|l| l.starts_with("wstap:")) {
+            for part in l.trim_start_matches("wstap:").split(',') {
+                let p = part.trim();
+                let n: u64 = p.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let bad = ["gaps", "violations", "truncated messages", "undecompressable", "resyncs", "malformed"];
+                if n > 0 && bad.iter().any(|b| p.contains(b)) {
+                    out.push(p.to_string());
+                }
+            }
+        }
+        out.join(", ")
+    }
+
+    const TSHARK_FIELDS: &[&str] = &["websocket.opcode", "websocket.payload.text", "data.data"];
+
+    fn measure_tshark(cap: &Capture, runs: usize) -> Result<Measured> {
+        let mut best: Option<Measured> = None;
+        for _ in 0..runs {
+            let started = Instant::now();
+            let mut cmd = Command::new("tshark");
+            cmd.arg("-r").arg(&cap.file).args(["-Y", "websocket", "-T", "fields"]);
+            for f in TSHARK_FIELDS {
+                cmd.args(["-e", f]);
+            }
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting tshark")?;
+            let out = child.stdout.take().unwrap();
+            let counter = std::thread::spawn(move || count_tshark(out));
+            let f = wait_rusage(&mut child, started)?;
+            let (messages, bytes, max_masked) = counter.join().unwrap()?;
+            if !f.status.success() {
+                bail!("tshark -r {} failed ({})", cap.file.display(), f.status);
+            }
+            let remark = if bytes < cap.truth.bytes && max_masked > 0 {
+                format!(
+                    "printed {:.1} of {:.1} MB: masked payloads cut at {} KiB",
+                    bytes as f64 / 1e6,
+                    cap.truth.bytes as f64 / 1e6,
+                    max_masked / 1024
+                )
+            } else {
+                String::new()
+            };
+            let m = Measured {
+                tool: "tshark".into(),
+                wall: f.wall,
+                runs,
+                messages: Some(messages),
+                bytes: Some(bytes),
+                max_rss_kib: f.max_rss_kib,
+                remark,
+            };
+            if best.as_ref().is_none_or(|b| m.wall < b.wall) {
+                best = Some(m);
+            }
+        }
+        Ok(best.unwrap())
+    }
+
+    /// Counts messages and payload bytes tshark printed. One line per packet;
+    /// several frames in a packet give comma-separated occurrences. Also
+    /// returns the largest binary payload printed when it is an exact
+    /// power of two below the message size (tshark's unmasking cap).
+    fn count_tshark(out: impl Read) -> Result<(u64, u64, u64)> {
+        let mut r = BufReader::with_capacity(1 << 20, out);
+        let mut line = Vec::new();
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let mut sizes: BTreeMap<u64, u64> = BTreeMap::new();
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let l = line.strip_suffix(b"\n").unwrap_or(&line);
+            let mut fields = l.split(|&b| b == b'\t');
+            let ops = fields.next().unwrap_or_default();
+            let text = fields.next().unwrap_or_default();
+            let data = fields.next().unwrap_or_default();
+            let n_msgs = ops
+                .split(|&b| b == b',')
+                .filter(|o| *o == b"1" || *o == b"2")
+                .count() as u64;
+            messages += n_msgs;
+            if !text.is_empty() {
+                let occurrences = text.iter().filter(|&&b| b == b',').count() as u64 + 1;
+                // Best effort: commas inside the text would be miscounted;
+                // the benchmark's texts have none.
+                bytes += text.len() as u64 - (occurrences - 1);
+            }
+            for d in data.split(|&b| b == b',').filter(|d| !d.is_empty()) {
+                let n = d.len() as u64 / 2;
+                bytes += n;
+                *sizes.entry(n).or_default() += 1;
+            }
+        }
+        // The client's 1 MiB binary messages are masked; tshark prints only
+        // the first 256 KiB of a masked payload. Report the size most
+        // common among the short ones.
+        let max = sizes.keys().next_back().copied().unwrap_or(0);
+        let cut = sizes
+            .iter()
+            .filter(|(s, _)| **s < max && s.is_power_of_two())
+            .max_by_key(|(_, n)| **n)
+            .map(|(s, _)| *s)
+            .unwrap_or(0);
+        Ok((messages, bytes, cut))
+    }
+
+    /// Returns the cached capture for `spec`, recording it when missing.
+    fn capture(data: &Path, spec: Spec, regenerate: bool) -> Result<Capture> {
+        let file = data.join(format!("{}.pcap", spec.name));
+        let meta = data.join(format!("{}.meta", spec.name));
+        let key = format!("{:?}", spec.clients);
+        if !regenerate && file.exists() {
+            if let Some(m) = read_meta(&meta) {
+                if m.get("clients").map(String::as_str) == Some(key.as_str()) {
+                    let get = |k: &str| m.get(k).and_then(|v| v.parse().ok());
+                    if let (Some(messages), Some(bytes), Some(packets)) =
+                        (get("messages"), get("bytes"), get("packets"))
+                    {
+                        let file_bytes = std::fs::metadata(&file)?.len();
+                        return Ok(Capture {
+                            spec,
+                            file,
+                            file_bytes,
+                            truth: Truth { messages, bytes },
+                            packets,
+                        });
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&meta);
+        let mut last_err = None;
+        for attempt in 1..=3 {
+            eprintln!("bench: recording the {} capture (attempt {attempt})", spec.name);
+            match record(&spec, &file, attempt) {
+                Ok((truth, packets)) => {
+                    if truth.messages < spec.min_messages || truth.bytes < spec.min_bytes {
+                        bail!("the {} capture is too small: {truth:?}", spec.name);
+                    }
+                    std::fs::write(
+                        &meta,
+                        format!(
+                            "clients={key}\nmessages={}\nbytes={}\npackets={packets}\n",
+                            truth.messages, truth.bytes
+                        ),
+                    )?;
+                    let file_bytes = std::fs::metadata(&file)?.len();
+                    return Ok(Capture {
+                        spec,
+                        file,
+                        file_bytes,
+                        truth,
+                        packets,
+                    });
+                }
+                Err(e) => {
+                    eprintln!("bench: recording failed: {e:#}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap().context(format!("could not record the {} capture", spec.name)))
+    }
+
+    fn read_meta(p: &Path) -> Option<BTreeMap<String, String>> {
+        let s = std::fs::read_to_string(p).ok()?;
+        Some(
+            s.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// A private network namespace with `lo` up; deleted on drop.
+    struct Netns(String);
+
+    impl Netns {
+        fn create() -> Result<Self> {
+            let name = format!("wsbench{}", std::process::id());
+            status(Command::new("ip").args(["netns", "add", &name]))?;
+            let ns = Netns(name);
+            status(Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]))?;
+            Ok(ns)
+        }
+
+        fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.0]).arg(program);
+            c
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+
+    const PORT: &str = "9001";
+
+    /// Records one capture; returns what the clients logged and the packet
+    /// count. Fails when tcpdump dropped anything.
+    fn record(spec: &Spec, file: &Path, attempt: u32) -> Result<(Truth, u64)> {
+        if !crate::is_root() {
+            bail!("recording the benchmark captures needs root (network namespace, tcpdump): sudo -E cargo xtask bench");
+        }
+        let py = "/usr/bin/python3";
+        let peer = root().join("tests/peers/ws_peer.py");
+        let work = std::env::temp_dir().join(format!("wstap-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let ns = Netns::create().context("creating the benchmark's network namespace")?;
+        let tmp = file.with_extension("pcap.tmp");
+        // A bigger kernel buffer on each retry.
+        let buf_kib = (256u32 << 10) * attempt;
+        let mut tcpdump = ns
+            .exec("tcpdump")
+            .args(["-i", "lo", "-s", "0", "-U", "-Z", "root", "-B", &buf_kib.to_string(), "-w"])
+            .arg(&tmp)
+            .args(["tcp", "port", PORT])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting tcpdump")?;
+        let mut err = BufReader::new(tcpdump.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first)?;
+        if !first.contains("listening on") {
+            let _ = tcpdump.kill();
+            bail!("tcpdump did not start: {first}");
+        }
+        let tcpdump = Reaper(tcpdump);
+        let ready = work.join("server.ready");
+        let _server = Reaper(
+            ns.exec(py)
+                .arg(&peer)
+                .args(["server", "--host", "127.0.0.1", "--port", PORT, "--no-compression", "--ready"])
+                .arg(&ready)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the WebSocket server")?,
+        );
+        let t0 = Instant::now();
+        while !ready.exists() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                bail!("the WebSocket server did not start within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let t0 = Instant::now();
+        let mut clients = Vec::new();
+        let mut logs = Vec::new();
+        for (i, args) in spec.clients.iter().enumerate() {
+            let log = work.join(format!("client{i}.json"));
+            clients.push(Reaper(
+                ns.exec(py)
+                    .arg(&peer)
+                    .args(["client", "--host", "127.0.0.1", "--port", PORT, "--no-log-payload", "--log"])
+                    .arg(&log)
+                    .args(args)
+                    .spawn()
+                    .context("starting a WebSocket client")?,
+            ));
+            logs.push(log);
+        }
+        for c in &mut clients {
+            let st = c.0.wait()?;
+            if !st.success() {
+                bail!("a WebSocket client failed ({st})");
+            }
+        }
+        eprintln!("bench: peers done in {:.1} s", t0.elapsed().as_secs_f64());
+        // tcpdump hands packets over in blocks retired after at most 1 s:
+        // give the last block time to reach the file before stopping it.
+        std::thread::sleep(Duration::from_millis(2500));
+        let mut tcpdump = tcpdump;
+        sigint(&tcpdump.0);
+        let st = tcpdump.0.wait()?;
+        let mut rest = String::new();
+        err.read_to_string(&mut rest)?;
+        drop(ns);
+        if !st.success() {
+            bail!("tcpdump failed ({st}): {rest}");
+        }
+        let field = |what: &str| -> Option<u64> {
+            rest.lines()
+                .find(|l| l.contains(what))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        };
+        let dropped = field("dropped by kernel").context("no drop count from tcpdump")?;
+        let packets = field("packets captured").context("no packet count from tcpdump")?;
+        if dropped > 0 {
+            bail!("tcpdump dropped {dropped} packets: the capture is not complete");
+        }
+        let mut truth = Truth { messages: 0, bytes: 0 };
+        for log in &logs {
+            let t = log_truth(log)?;
+            truth.messages += t.messages;
+            truth.bytes += t.bytes;
+        }
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::rename(&tmp, file)?;
+        Ok((truth, packets))
+    }
+
+    /// Messages sent and received and their payload bytes, from a client log.
+    fn log_truth(log: &Path) -> Result<Truth> {
+        let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        let mut t = Truth { messages: 0, bytes: 0 };
+        for conv in v["conversations"].as_array().context("no conversations in the client log")? {
+            for dir in ["sent", "received"] {
+                for m in conv[dir].as_array().context("no messages in the client log")? {
+                    t.messages += 1;
+                    t.bytes += m["len"].as_u64().context("message without len")?;
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Criterion micro-benchmarks (`capture-user/benches/decode.rs`), quick mode;
+/// the table keeps each benchmark's median time and throughput.
+fn criterion() -> Result<Section> {
+    eprintln!("bench: criterion micro-benchmarks (cargo bench -p capture-user --bench decode -- --quick)");
+    let out = cargo()
+        .args(["bench", "-p", "capture-user", "--bench", "decode", "--", "--quick", "--noplot"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprint!("{text}");
+    if !out.status.success() {
+        bail!("cargo bench failed ({})", out.status);
+    }
+    let mut rows = Vec::new();
+    let mut name = String::new();
+    let mut in_change = false;
+    for l in text.lines() {
+        let t = l.trim();
+        if t.starts_with("change:") {
+            in_change = true;
+        } else if t.contains('%') && (t.contains("time:") || t.contains("thrpt:")) {
+            // A "change:" block against an earlier run: not a result.
+        } else if let Some(i) = t.find("time:") {
+            in_change = false;
+            let head = t[..i].trim();
+            if !head.is_empty() {
+                name = head.to_string();
+            }
+            rows.push(vec![name.clone(), middle(&t[i + 5..]), String::new()]);
+        } else if let Some(i) = t.find("thrpt:") {
+            if let (false, Some(r)) = (in_change, rows.last_mut()) {
+                r[2] = middle(&t[i + 6..]);
+            }
+        } else if !t.is_empty() && !t.contains(':') && !t.starts_with("Benchmarking") && !t.contains(' ') {
+            name = t.to_string();
+        }
+    }
+    Ok(Section {
+        title: "Criterion micro-benchmarks (`cargo bench -p capture-user --bench decode`)".into(),
+        header: ["benchmark", "time (median)", "throughput (median)"].map(String::from).to_vec(),
+        rows,
+        notes: vec![
+            "- `--quick` mode; full runs: `cargo bench -p capture-user --bench decode`. Throughput counts input bytes (frames or segment payloads) or messages as labelled.".into(),
+        ],
+    })
+}
+
+/// The middle value of criterion's `[low mid high]`.
+fn middle(s: &str) -> String {
+    let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
+    let parts: Vec<&str> = inner.split_whitespace().collect();
+    if parts.len() >= 6 {
+        format!("{} {}", parts[2], parts[3])
+    } else {
+        inner.to_string()
+    }
+}
