@@ -132,7 +132,10 @@ fn bench_session(c: &mut Criterion) {
         .flat_map(|i| frame(1, Some(MASK), &small_text(i)))
         .collect();
     let small_payload: u64 = (0..SMALL).map(|i| small_text(i).len() as u64).sum();
-    assert_eq!(feed(&mut open_session(), Side::Initiator, &small, MSS), (SMALL as u64, small_payload));
+    assert_eq!(
+        feed(&mut open_session(), Side::Initiator, &small, MSS),
+        (SMALL as u64, small_payload)
+    );
     g.throughput(Throughput::Elements(SMALL as u64));
     g.bench_function("small_text_masked_msgs", |b| {
         b.iter_batched(
@@ -283,7 +286,10 @@ fn bench_decoder(c: &mut Criterion) {
     }
     let segs = t.segments();
     let total: u64 = segs.iter().map(|s| s.payload.len() as u64).sum();
-    assert_eq!(decode_all(&segs), (2 * N_LARGE as u64, (2 * N_LARGE * LARGE) as u64));
+    assert_eq!(
+        decode_all(&segs),
+        (2 * N_LARGE as u64, (2 * N_LARGE * LARGE) as u64)
+    );
     g.throughput(Throughput::Bytes(total));
     g.bench_function("bulk_echo_bytes", |b| b.iter(|| decode_all(&segs)));
     g.finish();

@@ -565,7 +565,8 @@ fn tap_sigterm_detaches_and_summarises() {
         return;
     }
     let v = VethPair::new().unwrap();
-    let w = Wstap::start(&v.b, &["-i", &v.b_if]).unwrap();
+    // --segments: one stdout line per segment, counted against the summary.
+    let w = Wstap::start(&v.b, &["-i", &v.b_if, "--segments"]).unwrap();
     let (links, _) = bpf_fds(w.pid()).unwrap();
     assert_eq!(
         links.iter().filter(|(_, t)| t == "tcx").count(),

@@ -34,14 +34,29 @@ pub struct Opts {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Timed runs of tshark per capture (it is slow; the best is reported).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub tshark_runs: usize,
     /// Record the captures again even when cached.
     #[arg(long)]
     pub regenerate: bool,
-    /// Skip the criterion micro-benchmarks.
-    #[arg(long)]
-    pub no_criterion: bool,
+    /// Run only these sections (repeat or comma-separate); default: all.
+    /// `kernel` needs a wstap built with its eBPF programs.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Part>,
+    /// Use this wstap binary instead of building one.
+    #[arg(long, value_name = "PATH")]
+    pub wstap_bin: Option<PathBuf>,
+}
+
+/// Sections of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Row 1: offline decode, wstap -r vs tshark -r.
+    Offline,
+    /// Row 3: in-kernel cost per packet.
+    Kernel,
+    /// Criterion micro-benchmarks of the decoder.
+    Criterion,
 }
 
 /// One part of the results: a markdown table with notes under it.
@@ -59,7 +74,11 @@ impl Section {
         let _ = writeln!(
             s,
             "|{}|",
-            self.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+            self.header
+                .iter()
+                .map(|_| "---")
+                .collect::<Vec<_>>()
+                .join("|")
         );
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", r.join(" | "));
@@ -80,8 +99,14 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
     }
     let started = Instant::now();
     let mut sections = Vec::new();
-    sections.push(offline::run(wstap, opts)?);
-    if !opts.no_criterion {
+    let want = |p: Part| opts.only.is_empty() || opts.only.contains(&p);
+    if want(Part::Offline) {
+        sections.push(offline::run(wstap, opts)?);
+    }
+    if want(Part::Kernel) {
+        sections.push(kernel::run(wstap)?);
+    }
+    if want(Part::Criterion) {
         sections.push(criterion()?);
     }
     let mut md = format!(
@@ -92,7 +117,11 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
         md += &s.markdown();
         md.push('\n');
     }
-    let _ = writeln!(md, "Total benchmark time: {:.0} s.", started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        md,
+        "Total benchmark time: {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
     let out = target_dir().join("bench-results.md");
     std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     println!("{md}");
@@ -111,10 +140,15 @@ fn machine_line() -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let kernel = command_line(Command::new("uname").arg("-r")).unwrap_or_default();
     let tshark = command_line(Command::new("tshark").arg("--version")).unwrap_or_default();
-    format!("Machine: {cpu}, {cores} cores, Linux {kernel}; {tshark}.")
+    format!(
+        "Machine: {cpu}, {cores} cores, Linux {kernel}; {}.",
+        tshark.trim_end_matches('.')
+    )
 }
 
 /// First line of a command's stdout.
@@ -186,9 +220,10 @@ fn fmt_rate(x: f64) -> String {
 
 fn fmt_count(n: u64) -> String {
     let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+    let head = s.len() % 3;
+    let mut out = s[..head].to_string();
+    for (i, c) in s[head..].chars().enumerate() {
+        if i % 3 == 0 && !out.is_empty() {
             out.push(',');
         }
         out.push(c);
@@ -311,10 +346,19 @@ mod offline {
                         format!("{} ✓", fmt_count(n))
                     }
                     (Some(n), Some(b)) if n == cap.truth.messages => {
-                        format!("{} msgs ✓, payload {} of {} B ✗", fmt_count(n), b, cap.truth.bytes)
+                        format!(
+                            "{} msgs ✓, payload {} of {} B ✗",
+                            fmt_count(n),
+                            b,
+                            cap.truth.bytes
+                        )
                     }
                     (Some(n), _) => {
-                        format!("**{} of {} ✗**", fmt_count(n), fmt_count(cap.truth.messages))
+                        format!(
+                            "**{} of {} ✗**",
+                            fmt_count(n),
+                            fmt_count(cap.truth.messages)
+                        )
                     }
                     (None, _) => "not counted ✗".into(),
                 };
@@ -336,7 +380,11 @@ mod offline {
                 cap.spec.name,
                 r,
                 cap.spec.target_ratio,
-                if r >= cap.spec.target_ratio { "met" } else { "NOT met" }
+                if r >= cap.spec.target_ratio {
+                    "met"
+                } else {
+                    "NOT met"
+                }
             ));
             notes.push(format!(
                 "- {}; {} packets, {:.1} MB file, {} WebSocket messages carrying {:.1} MB of payload (peers' logs).",
@@ -409,7 +457,11 @@ mod offline {
             child.stderr.take().unwrap().read_to_string(&mut err)?;
             let f = wait_rusage(&mut child, started)?;
             if !f.status.success() {
-                bail!("wstap -r {} failed ({}): {err}", cap.file.display(), f.status);
+                bail!(
+                    "wstap -r {} failed ({}): {err}",
+                    cap.file.display(),
+                    f.status
+                );
             }
             let (messages, bytes) = summary_counts(&err);
             let remark = problems(&err);
@@ -430,7 +482,7 @@ mod offline {
     }
 
     /// "N messages (B bytes)" from wstap's exit summary.
-    fn summary_counts(stderr: &str) -> (Option<u64>, Option<u64>) {
+    pub(super) fn summary_counts(stderr: &str) -> (Option<u64>, Option<u64>) {
         for l in stderr.lines() {
             if let Some(i) = l.find(" messages (") {
                 let n = l[..i].rsplit(' ').next().and_then(|s| s.parse().ok());
@@ -445,13 +497,24 @@ mod offline {
     }
 
     /// Non-zero gap / violation / truncation counters in wstap's summary.
-    fn problems(stderr: &str) -> String {
+    pub(super) fn problems(stderr: &str) -> String {
         let mut out = Vec::new();
         for l in stderr.lines().filter(|l| l.starts_with("wstap:")) {
             for part in l.trim_start_matches("wstap:").split(',') {
                 let p = part.trim();
-                let n: u64 = p.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let bad = ["gaps", "violations", "truncated messages", "undecompressable", "resyncs", "malformed"];
+                let n: u64 = p
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let bad = [
+                    "gaps",
+                    "violations",
+                    "truncated messages",
+                    "undecompressable",
+                    "resyncs",
+                    "malformed",
+                ];
                 if n > 0 && bad.iter().any(|b| p.contains(b)) {
                     out.push(p.to_string());
                 }
@@ -467,7 +530,9 @@ mod offline {
         for _ in 0..runs {
             let started = Instant::now();
             let mut cmd = Command::new("tshark");
-            cmd.arg("-r").arg(&cap.file).args(["-Y", "websocket", "-T", "fields"]);
+            cmd.arg("-r")
+                .arg(&cap.file)
+                .args(["-Y", "websocket", "-T", "fields"]);
             for f in TSHARK_FIELDS {
                 cmd.args(["-e", f]);
             }
@@ -513,7 +578,7 @@ mod offline {
     /// several frames in a packet give comma-separated occurrences. Also
     /// returns the largest binary payload printed when it is an exact
     /// power of two below the message size (tshark's unmasking cap).
-    fn count_tshark(out: impl Read) -> Result<(u64, u64, u64)> {
+    pub(super) fn count_tshark(out: impl Read) -> Result<(u64, u64, u64)> {
         let mut r = BufReader::with_capacity(1 << 20, out);
         let mut line = Vec::new();
         let (mut messages, mut bytes) = (0u64, 0u64);
@@ -585,7 +650,10 @@ mod offline {
         let _ = std::fs::remove_file(&meta);
         let mut last_err = None;
         for attempt in 1..=3 {
-            eprintln!("bench: recording the {} capture (attempt {attempt})", spec.name);
+            eprintln!(
+                "bench: recording the {} capture (attempt {attempt})",
+                spec.name
+            );
             match record(&spec, &file, attempt) {
                 Ok((truth, packets)) => {
                     if truth.messages < spec.min_messages || truth.bytes < spec.min_bytes {
@@ -613,7 +681,9 @@ mod offline {
                 }
             }
         }
-        Err(last_err.unwrap().context(format!("could not record the {} capture", spec.name)))
+        Err(last_err
+            .unwrap()
+            .context(format!("could not record the {} capture", spec.name)))
     }
 
     fn read_meta(p: &Path) -> Option<BTreeMap<String, String>> {
@@ -627,10 +697,10 @@ mod offline {
     }
 
     /// A private network namespace with `lo` up; deleted on drop.
-    struct Netns(String);
+    pub(super) struct Netns(String);
 
     impl Netns {
-        fn create() -> Result<Self> {
+        pub(super) fn create() -> Result<Self> {
             let name = format!("wsbench{}", std::process::id());
             status(Command::new("ip").args(["netns", "add", &name]))?;
             let ns = Netns(name);
@@ -638,7 +708,7 @@ mod offline {
             Ok(ns)
         }
 
-        fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        pub(super) fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
             let mut c = Command::new("ip");
             c.args(["netns", "exec", &self.0]).arg(program);
             c
@@ -670,7 +740,18 @@ mod offline {
         let buf_kib = (256u32 << 10) * attempt;
         let mut tcpdump = ns
             .exec("tcpdump")
-            .args(["-i", "lo", "-s", "0", "-U", "-Z", "root", "-B", &buf_kib.to_string(), "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-s",
+                "0",
+                "-U",
+                "-Z",
+                "root",
+                "-B",
+                &buf_kib.to_string(),
+                "-w",
+            ])
             .arg(&tmp)
             .args(["tcp", "port", PORT])
             .stdout(Stdio::null())
@@ -689,7 +770,15 @@ mod offline {
         let _server = Reaper(
             ns.exec(py)
                 .arg(&peer)
-                .args(["server", "--host", "127.0.0.1", "--port", PORT, "--no-compression", "--ready"])
+                .args([
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    PORT,
+                    "--no-compression",
+                    "--ready",
+                ])
                 .arg(&ready)
                 .stdout(Stdio::null())
                 .spawn()
@@ -710,7 +799,15 @@ mod offline {
             clients.push(Reaper(
                 ns.exec(py)
                     .arg(&peer)
-                    .args(["client", "--host", "127.0.0.1", "--port", PORT, "--no-log-payload", "--log"])
+                    .args([
+                        "client",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        PORT,
+                        "--no-log-payload",
+                        "--log",
+                    ])
                     .arg(&log)
                     .args(args)
                     .spawn()
@@ -748,7 +845,10 @@ mod offline {
         if dropped > 0 {
             bail!("tcpdump dropped {dropped} packets: the capture is not complete");
         }
-        let mut truth = Truth { messages: 0, bytes: 0 };
+        let mut truth = Truth {
+            messages: 0,
+            bytes: 0,
+        };
         for log in &logs {
             let t = log_truth(log)?;
             truth.messages += t.messages;
@@ -759,29 +859,298 @@ mod offline {
         Ok((truth, packets))
     }
 
-    /// Messages sent and received and their payload bytes, from a client log.
-    fn log_truth(log: &Path) -> Result<Truth> {
-        let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
-        let mut t = Truth { messages: 0, bytes: 0 };
-        for conv in v["conversations"].as_array().context("no conversations in the client log")? {
-            for dir in ["sent", "received"] {
-                for m in conv[dir].as_array().context("no messages in the client log")? {
-                    t.messages += 1;
-                    t.bytes += m["len"].as_u64().context("message without len")?;
+    /// Messages sent and received and their payload bytes, from a client log
+    /// written with `--no-log-payload`: every message entry, and nothing
+    /// else, has a `"len"` key. Scanned as a stream rather than parsed into
+    /// a tree: the peak RSS of this process is inherited by the children it
+    /// measures (`ru_maxrss` survives exec), so it must stay small.
+    pub(super) fn log_truth(log: &Path) -> Result<Truth> {
+        let f = std::fs::File::open(log).with_context(|| format!("reading {}", log.display()))?;
+        let mut r = BufReader::new(f);
+        let mut tok = Vec::new();
+        let mut t = Truth {
+            messages: 0,
+            bytes: 0,
+        };
+        loop {
+            tok.clear();
+            if r.read_until(b',', &mut tok)? == 0 {
+                break;
+            }
+            let s = String::from_utf8_lossy(&tok);
+            let s = s.trim_start_matches(|c: char| c.is_whitespace() || c == '{' || c == '[');
+            if let Some(v) = s.strip_prefix("\"len\":") {
+                let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
+                t.messages += 1;
+                t.bytes += digits
+                    .parse::<u64>()
+                    .with_context(|| format!("bad len in {}", log.display()))?;
+            }
+        }
+        if t.messages == 0 {
+            bail!("no messages in the client log {}", log.display());
+        }
+        Ok(t)
+    }
+}
+
+/// Row 3: in-kernel cost per packet of wstap's eBPF programs, from the
+/// kernel's own accounting (`sysctl kernel.bpf_stats_enabled=1`, then
+/// `run_time_ns` / `run_cnt` of each program in `bpftool prog show`).
+mod kernel {
+    use super::offline::Netns;
+    use super::*;
+
+    /// Traffic for this section: (label, client arguments).
+    fn workloads() -> Vec<(&'static str, Vec<String>)> {
+        vec![
+            (
+                "bulk: 1 MiB binary messages, 50 MiB each way",
+                [
+                    "--conversation",
+                    "bulk",
+                    "--size",
+                    &(50u64 << 20).to_string(),
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            (
+                "small: 50,000 text messages each way",
+                ["--conversation", "small", "--count", "50000"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        ]
+    }
+
+    /// Restores `kernel.bpf_stats_enabled` on drop.
+    struct BpfStats(String);
+
+    const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    impl BpfStats {
+        fn enable() -> Result<Self> {
+            let old =
+                std::fs::read_to_string(SYSCTL).context("reading kernel.bpf_stats_enabled")?;
+            std::fs::write(SYSCTL, "1").context("sysctl kernel.bpf_stats_enabled=1")?;
+            Ok(BpfStats(old.trim().to_string()))
+        }
+    }
+
+    impl Drop for BpfStats {
+        fn drop(&mut self) {
+            let _ = std::fs::write(SYSCTL, &self.0);
+        }
+    }
+
+    fn skipped(why: String) -> Section {
+        Section {
+            title: "3. In-kernel cost per packet".into(),
+            header: vec!["result".into()],
+            rows: vec![vec![format!("not measured: {why}")]],
+            notes: Vec::new(),
+        }
+    }
+
+    /// Ids of the BPF programs `pid` holds, from /proc/PID/fdinfo.
+    fn prog_ids(pid: u32) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+            let Ok(s) = std::fs::read_to_string(e?.path()) else {
+                continue;
+            };
+            for l in s.lines() {
+                if let Some(v) = l.strip_prefix("prog_id:") {
+                    if let Ok(id) = v.trim().parse() {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
                 }
             }
         }
-        Ok(t)
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// (name, run_time_ns, run_cnt) of one program, from `bpftool prog show id N`.
+    pub(super) fn prog_stats(id: u32) -> Result<(String, u64, u64)> {
+        let out = Command::new("bpftool")
+            .args(["prog", "show", "id", &id.to_string()])
+            .output()
+            .context("running bpftool")?;
+        if !out.status.success() {
+            bail!("bpftool prog show id {id} failed");
+        }
+        Ok(parse_prog_show(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// bpftool leaves out `run_time_ns` and `run_cnt` while they are 0.
+    pub(super) fn parse_prog_show(s: &str) -> (String, u64, u64) {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let after = |k: &str| {
+            words
+                .iter()
+                .position(|w| *w == k)
+                .and_then(|i| words.get(i + 1))
+        };
+        let name = after("name").map(|s| s.to_string()).unwrap_or_default();
+        let num = |k: &str| after(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        (name, num("run_time_ns"), num("run_cnt"))
+    }
+
+    pub fn run(wstap: &Path) -> Result<Section> {
+        if !crate::is_root() {
+            return Ok(skipped("needs root".into()));
+        }
+        eprintln!("bench: in-kernel cost per packet (wstap -i lo in a private namespace)");
+        let py = "/usr/bin/python3";
+        let peer = root().join("tests/peers/ws_peer.py");
+        let work = std::env::temp_dir().join(format!("wstap-bench-k{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let ns = Netns::create()?;
+        let port = "9002";
+        let mut child = ns
+            .exec(wstap)
+            .args(["-i", "lo", "--port", port, "--format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting wstap -i")?;
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut l = String::new();
+            if err.read_line(&mut l)? == 0 {
+                let st = child.wait()?;
+                return Ok(skipped(format!(
+                    "`wstap -i lo` did not attach ({st}): {}",
+                    head.trim().replace('\n', " ")
+                )));
+            }
+            head += &l;
+            if l.starts_with("listening on") {
+                break;
+            }
+        }
+        let pid = child.id();
+        let wstap_child = Reaper(child);
+        let ids = prog_ids(pid)?;
+        if ids.is_empty() {
+            return Ok(skipped("wstap holds no BPF program".into()));
+        }
+        let ready = work.join("server.ready");
+        let _server = Reaper(
+            ns.exec(py)
+                .arg(&peer)
+                .args([
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    port,
+                    "--no-compression",
+                    "--ready",
+                ])
+                .arg(&ready)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the WebSocket server")?,
+        );
+        let t0 = Instant::now();
+        while !ready.exists() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                bail!("the WebSocket server did not start within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stats = BpfStats::enable()?;
+        let snapshot =
+            || -> Result<Vec<(String, u64, u64)>> { ids.iter().map(|&i| prog_stats(i)).collect() };
+        let mut rows = Vec::new();
+        for (label, args) in workloads() {
+            let before = snapshot()?;
+            let st = ns
+                .exec(py)
+                .arg(&peer)
+                .args([
+                    "client",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    port,
+                    "--no-log-payload",
+                    "--log",
+                ])
+                .arg(work.join("client.json"))
+                .args(&args)
+                .status()?;
+            if !st.success() {
+                bail!("the WebSocket client failed ({st})");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            let after = snapshot()?;
+            for ((name, t0, n0), (_, t1, n1)) in before.iter().zip(&after) {
+                let (dt, dn) = (t1 - t0, n1 - n0);
+                if dn == 0 {
+                    continue;
+                }
+                rows.push(vec![
+                    label.to_string(),
+                    name.clone(),
+                    fmt_count(dn),
+                    format!("{:.1}", dt as f64 / 1e6),
+                    format!("**{:.0}**", dt as f64 / dn as f64),
+                ]);
+            }
+        }
+        drop(stats);
+        let mut wstap_child = wstap_child;
+        sigint(&wstap_child.0);
+        let _ = wstap_child.0.wait();
+        let mut tail = String::new();
+        let _ = err.read_to_string(&mut tail);
+        let kernel_line = tail
+            .lines()
+            .find(|l| l.starts_with("kernel:"))
+            .unwrap_or("")
+            .to_string();
+        drop(ns);
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(Section {
+            title: "3. In-kernel cost per packet (`wstap -i lo`)".into(),
+            header: ["traffic", "program", "runs (packets)", "total ms", "ns per packet"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+            notes: vec![
+                format!("- {}", head.lines().find(|l| l.starts_with("listening on")).unwrap_or("").trim()),
+                "- Real peers on `lo` of a private namespace, `wstap -i lo --port 9002 --format json > /dev/null` running. Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run.".into(),
+                format!("- wstap's own count at exit: `{kernel_line}`"),
+            ],
+        })
     }
 }
 
 /// Criterion micro-benchmarks (`capture-user/benches/decode.rs`), quick mode;
 /// the table keeps each benchmark's median time and throughput.
 fn criterion() -> Result<Section> {
-    eprintln!("bench: criterion micro-benchmarks (cargo bench -p capture-user --bench decode -- --quick)");
+    eprintln!(
+        "bench: criterion micro-benchmarks (cargo bench -p capture-user --bench decode -- --quick)"
+    );
     let out = cargo()
-        .args(["bench", "-p", "capture-user", "--bench", "decode", "--", "--quick", "--noplot"])
+        .args([
+            "bench",
+            "-p",
+            "capture-user",
+            "--bench",
+            "decode",
+            "--",
+            "--quick",
+            "--noplot",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo bench")?;
@@ -810,7 +1179,11 @@ fn criterion() -> Result<Section> {
             if let (false, Some(r)) = (in_change, rows.last_mut()) {
                 r[2] = middle(&t[i + 6..]);
             }
-        } else if !t.is_empty() && !t.contains(':') && !t.starts_with("Benchmarking") && !t.contains(' ') {
+        } else if !t.is_empty()
+            && !t.contains(':')
+            && !t.starts_with("Benchmarking")
+            && !t.contains(' ')
+        {
             name = t.to_string();
         }
     }
@@ -832,5 +1205,69 @@ fn middle(s: &str) -> String {
         format!("{} {}", parts[2], parts[3])
     } else {
         inner.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offline::*;
+    use super::*;
+
+    #[test]
+    fn client_log_counts_sent_and_received() {
+        let p = std::env::temp_dir().join(format!("wstap-bench-log-{}.json", std::process::id()));
+        std::fs::write(
+            &p,
+            r#"{"conversations": [{"name": "small", "compression": null, "sent": [{"type": "text", "len": 35, "fragments": 1}, {"type": "text", "len": 40, "fragments": 1}], "received": [{"type": "text", "len": 35, "fragments": null}, {"type": "text", "len": 40, "fragments": null}], "pings": [], "local_port": 4242, "extensions": [], "close": {"code": 1000, "reason": "bye"}}]}"#,
+        )
+        .unwrap();
+        let t = log_truth(&p).unwrap();
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(
+            t,
+            Truth {
+                messages: 4,
+                bytes: 150
+            }
+        );
+    }
+
+    #[test]
+    fn wstap_summary_is_parsed() {
+        let err = "wstap: 2004 packets, 2004 TCP segments (0 filtered out), 0 non-TCP skipped, 0 malformed, 0 truncated by snaplen\n\
+                   wstap: 1 connections, 1 WebSocket handshakes, 2000 messages (73780 bytes), 2 control frames\n\
+                   wstap: 3 gaps (10 bytes), 0 retransmitted bytes, 0 overlap mismatches, 0 violations, 1 truncated messages, 0 undecompressable, 0 resyncs, 0 evicted\n";
+        assert_eq!(summary_counts(err), (Some(2000), Some(73780)));
+        assert_eq!(problems(err), "3 gaps (10 bytes), 1 truncated messages");
+    }
+
+    #[test]
+    fn tshark_fields_are_counted() {
+        let out = "1\thello\t\n1,1\tab,cd\t\n2\t\t0a0b0c0d\n8\t\t\n2\t\t0a0b\n";
+        let (n, b, cut) = count_tshark(out.as_bytes()).unwrap();
+        assert_eq!((n, b), (5, 5 + 4 + 4 + 2));
+        assert_eq!(cut, 2);
+    }
+
+    #[test]
+    fn bpftool_prog_show_is_parsed() {
+        let s = "1004: sched_cls  name tc_egress  tag 12d0dd22552622eb  gpl run_time_ns 123456 run_cnt 789\n\tloaded_at 2026-11-21T23:48:46+0000  uid 0\n";
+        assert_eq!(
+            super::kernel::parse_prog_show(s),
+            ("tc_egress".to_string(), 123456, 789)
+        );
+        assert_eq!(
+            super::kernel::parse_prog_show("1004: sched_cls  name tc_egress  tag 12"),
+            ("tc_egress".to_string(), 0, 0)
+        );
+    }
+
+    #[test]
+    fn counts_have_separators() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1000), "1,000");
+        assert_eq!(fmt_count(600_000), "600,000");
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
     }
 }

@@ -72,7 +72,10 @@ fn main() -> Result<()> {
         }
         Task::Bench(opts) => {
             setup::run()?;
-            let bin = build_wstap()?;
+            let bin = match &opts.wstap_bin {
+                Some(b) => b.clone(),
+                None => build_wstap()?,
+            };
             bench::run(&bin, &opts)
         }
         Task::Test { args } => {

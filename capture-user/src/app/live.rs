@@ -1,32 +1,51 @@
-//! Live capture from an interface: open the kernel tap, print one line per
-//! captured segment until SIGINT/SIGTERM, then detach and print a summary on
-//! stderr.
+//! Live capture from an interface: open the kernel tap, decode what it
+//! delivers until SIGINT/SIGTERM (or `-c N` messages, or a closed stdout),
+//! then detach and print a summary on stderr.
 //!
-//! Until the decoder is wired in, every record is printed as a segment line
-//! (the format is not final):
+//! Ring records are turned into [`Segment`]s that borrow ring memory and go
+//! straight into the [`Decoder`], so in-order data is decoded without a copy.
+//! The output (text or JSON Lines, `--format`) is flushed after every batch
+//! of records, so a reader of the pipe sees events as they happen.
+//!
+//! `--segments` prints one line per captured segment instead of decoding
+//! (text: the tcpdump-like line below, `--hex` adds the payload; JSON: one
+//! `tcp_segment` object):
 //!
 //! ```text
 //! 12:00:01.123456 veth0 In  10.77.0.1:5000 > 10.77.0.2:41234 [P.] seq 1 ack 1 win 502 len 5
 //! ```
 //!
-//! With `--hex` the line ends with ` data <payload hex>`. On stderr, once
-//! attached: `listening on IFACE (HOW), ring N bytes`; at the end:
+//! `-w FILE.pcapng` also writes every captured segment, rebuilt as an
+//! Ethernet frame. `--stats` prints a status line on stderr every second.
+//! On stderr, once attached: `listening on IFACE (HOW), ring N bytes`; at
+//! the end:
 //!
 //! ```text
 //! N segments captured, N bytes, N records lost in kernel (ring full), N cut short
 //! kernel: N packets seen, N segments matched (N bytes), N records delivered (N bytes), N records lost (N bytes), N segments cut short (N bytes), N parse errors
+//! wstap: N connections, N WebSocket handshakes, N messages (N bytes), N control frames
+//! wstap: N gaps (N bytes), N retransmitted bytes, ... N violations, ...
 //! ```
 
-use std::io::{ErrorKind, Write};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, ErrorKind, StdoutLock, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::Cli;
+use super::common::{self, Limit};
+use crate::cli::{Cli, Format};
+use crate::decode::Decoder;
 use crate::filter::Filter;
+use crate::sink::is_broken_pipe;
+use crate::sink::pcapng::PcapNgSink;
 use crate::source::{tcp_flags, Segment};
 use crate::tap::{Counters, Record, Tap, TapConfig};
 
 pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
+    common::check_workers(cli)?;
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
     let cfg = TapConfig {
         iface: iface.to_string(),
@@ -40,7 +59,7 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(capture(cfg, cli.hex))
+    rt.block_on(capture(cli, cfg))
 }
 
 /// What the user side saw.
@@ -50,62 +69,262 @@ struct Seen {
     bytes: u64,
 }
 
-async fn capture(cfg: TapConfig, hex: bool) -> anyhow::Result<()> {
+/// Why the capture loop stopped before a signal.
+enum Stop {
+    /// `-c N` messages printed.
+    Count,
+    /// stdout went away (`| head`): end quietly.
+    Closed,
+    /// Writing the output or the pcapng file failed.
+    Failed(anyhow::Error),
+}
+
+/// What happens to each segment.
+enum Mode {
+    /// Decode WebSocket conversations (the default).
+    Decode(Box<Decoder>),
+    /// `--segments --format json`: one `tcp_segment` object per segment.
+    SegmentJson,
+    /// `--segments` in text: the tcpdump-like line with interface and
+    /// direction, which a [`Segment`] alone does not carry.
+    SegmentLines(Printer, BufWriter<StdoutLock<'static>>),
+}
+
+/// `-w`: the pcapng file and its name (for messages).
+struct PcapOut {
+    sink: PcapNgSink<BufWriter<File>>,
+    path: PathBuf,
+}
+
+/// Everything the capture loop feeds: the decoder or segment printer, the
+/// output, the optional pcapng file, and the counts for the summary.
+struct Live {
+    mode: Mode,
+    sink: Limit,
+    pcap: Option<PcapOut>,
+    names: IfNames,
+    seen: Seen,
+    clock_offset_ns: i64,
+    stop: Option<Stop>,
+}
+
+impl Live {
+    /// Creates the output and the `-w` file (before attaching, so a bad
+    /// path fails without touching the interface).
+    fn new(cli: &Cli) -> anyhow::Result<Live> {
+        let mode = match (cli.segments, cli.format) {
+            (false, _) => Mode::Decode(Box::new(Decoder::new(common::decode_config(cli)))),
+            (true, Format::Json) => Mode::SegmentJson,
+            (true, Format::Text) => Mode::SegmentLines(
+                Printer::new(cli.hex),
+                BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+            ),
+        };
+        let pcap = match &cli.write {
+            Some(path) => Some(PcapOut {
+                sink: PcapNgSink::create(path)?,
+                path: path.clone(),
+            }),
+            None => None,
+        };
+        Ok(Live {
+            mode,
+            sink: Limit::new(common::output(cli), cli.count),
+            pcap,
+            names: IfNames::default(),
+            seen: Seen::default(),
+            clock_offset_ns: 0,
+            stop: None,
+        })
+    }
+
+    /// One ring record: count it, write it to `-w`, decode or print it.
+    /// Records still in the ring after a stop are counted (they were
+    /// captured, and the summary must match the kernel's) but not handled.
+    fn record(&mut self, rec: &Record<'_>) {
+        self.seen.segments += 1;
+        self.seen.bytes += rec.payload.len() as u64;
+        if self.stop.is_some() {
+            return;
+        }
+        let seg = rec.segment(self.clock_offset_ns);
+        self.write_pcap(rec, &seg);
+        match &mut self.mode {
+            Mode::Decode(d) => {
+                d.push_cut(&seg, lost_after(rec), &mut self.sink);
+                if self.sink.done() {
+                    // `-c N` reached: decode nothing more. The summary still
+                    // counts what this segment decoded past the N-th message.
+                    self.stop = Some(Stop::Count);
+                }
+            }
+            Mode::SegmentJson => self.sink.out.segment(&seg),
+            Mode::SegmentLines(p, out) => {
+                p.print(out, self.names.get(rec.header.ifindex), rec, &seg)
+            }
+        }
+    }
+
+    fn write_pcap(&mut self, rec: &Record<'_>, seg: &Segment<'_>) {
+        let Some(p) = &mut self.pcap else { return };
+        let iface = self.names.get(rec.header.ifindex);
+        if let Err(e) = p.sink.write_segment(iface, seg) {
+            let e = anyhow::Error::new(e).context(format!("writing {}", p.path.display()));
+            self.stop = Some(Stop::Failed(e));
+        }
+    }
+
+    /// End of a batch: flush the output (and `-w`) so readers see it now.
+    fn end_batch(&mut self) {
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let out = match &mut self.mode {
+            Mode::SegmentLines(p, out) if p.closed => Err(ErrorKind::BrokenPipe.into()),
+            Mode::SegmentLines(_, out) => out.flush(),
+            _ => self.sink.out.finish(),
+        };
+        if let Err(e) = out {
+            self.fail_output(e);
+        }
+        if let Some(p) = &mut self.pcap {
+            if let Err(e) = p.sink.flush() {
+                let e = anyhow::Error::new(e).context(format!("writing {}", p.path.display()));
+                self.stop.get_or_insert(Stop::Failed(e));
+            }
+        }
+    }
+
+    fn fail_output(&mut self, e: std::io::Error) {
+        let stop = if is_broken_pipe(&e) {
+            Stop::Closed
+        } else {
+            Stop::Failed(anyhow::Error::new(e).context("writing the output"))
+        };
+        self.stop.get_or_insert(stop);
+    }
+
+    /// After the last record: let the decoder flush every connection (gaps,
+    /// closes), unless stdout is gone, and flush the output.
+    fn finish(&mut self) {
+        let stopped = matches!(self.stop, Some(Stop::Closed | Stop::Failed(_)));
+        if let (Mode::Decode(d), false) = (&mut self.mode, stopped) {
+            d.finish(&mut self.sink);
+        }
+        if !stopped {
+            self.flush();
+        }
+    }
+
+    fn decoder(&self) -> Option<&Decoder> {
+        match &self.mode {
+            Mode::Decode(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Payload bytes of the record's segment that the kernel did not deliver
+/// (more than `CHUNKS_MAX` chunks, or unreadable): the decoder reports them
+/// as a gap when the stream reaches them instead of waiting for them.
+fn lost_after(rec: &Record<'_>) -> u32 {
+    let h = &rec.header;
+    if h.rec_flags & capture_common::REC_CUT_SHORT == 0 {
+        return 0;
+    }
+    h.seg_len
+        .saturating_sub(h.offset.saturating_add(h.chunk_len))
+}
+
+/// Interface names by index, looked up once. The tap has its own cache,
+/// but it is borrowed by `next_batch` while records are handled.
+#[derive(Default)]
+struct IfNames(HashMap<u32, String>);
+
+impl IfNames {
+    fn get(&mut self, index: u32) -> &str {
+        self.0.entry(index).or_insert_with(|| if_name(index))
+    }
+}
+
+fn if_name(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buffer of IF_NAMESIZE bytes.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("if{index}");
+    }
+    // SAFETY: NUL-terminated by if_indextoname.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Signal handlers first, so a SIGINT right after "listening" is not fatal.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut live = Live::new(cli)?;
     let mut tap = Tap::open(&cfg)?;
+    live.clock_offset_ns = tap.clock_offset_ns();
     eprintln!(
         "listening on {} ({}), ring {} bytes",
         cfg.iface,
         tap.description(),
         tap.ring_size()
     );
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut status = Status::new();
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut seen = Seen::default();
-    let mut printer = Printer {
-        hex,
-        line: String::new(),
-        closed: false,
-    };
-    let offset = tap.clock_offset_ns();
-    let mut names = std::collections::HashMap::new();
-
-    loop {
+    while live.stop.is_none() {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            r = tap.next_batch(|rec| {
-                seen.segments += 1;
-                seen.bytes += rec.payload.len() as u64;
-                printer.print(&mut out, &mut names, &rec, offset);
-            }) => {
+            _ = ticker.tick(), if cli.stats => status.print(&live, &tap.counters()?),
+            r = tap.next_batch(|rec| live.record(&rec)) => {
                 r?;
-                if !printer.closed && out.flush().is_err() {
-                    printer.closed = true;
-                }
-                if printer.closed {
-                    break; // stdout is gone (`| head`): end quietly
-                }
+                live.end_batch();
             }
         }
     }
     // Detach first, then take what is left in the ring, then read the
     // counters: the totals are then exact.
     tap.detach();
-    tap.drain_now(|rec| {
-        seen.segments += 1;
-        seen.bytes += rec.payload.len() as u64;
-        printer.print(&mut out, &mut names, &rec, offset);
-    });
-    let _ = out.flush();
-    drop(out);
+    tap.drain_now(|rec| live.record(&rec));
+    live.finish();
     let c = tap.counters()?;
     drop(tap);
-    summary(&seen, &c);
+    report(live, &c)
+}
+
+/// The exit summary, or the error that stopped the capture. A closed stdout
+/// is a normal end (`wstap -i eth0 | head`) and prints nothing.
+fn report(live: Live, c: &Counters) -> anyhow::Result<()> {
+    match live.stop {
+        Some(Stop::Closed) => return Ok(()),
+        Some(Stop::Failed(e)) => {
+            summary(&live.seen, c);
+            return Err(e);
+        }
+        Some(Stop::Count) | None => {}
+    }
+    summary(&live.seen, c);
+    if let Some(d) = live.decoder() {
+        common::print_decode_summary(&d.stats());
+    }
+    if let Some(p) = &live.pcap {
+        eprintln!(
+            "wstap: {} packets written to {}",
+            p.sink.packets(),
+            p.path.display()
+        );
+    }
     Ok(())
 }
 
@@ -130,39 +349,65 @@ fn summary(seen: &Seen, c: &Counters) {
     );
 }
 
+/// `--stats`: rates since the previous line, from the totals now and then.
+struct Status {
+    at: Instant,
+    seen: Seen,
+    messages: u64,
+}
+
+impl Status {
+    fn new() -> Self {
+        Status {
+            at: Instant::now(),
+            seen: Seen::default(),
+            messages: 0,
+        }
+    }
+
+    /// One line on stderr: segments/s, MB/s, messages/s, kernel losses (new
+    /// and total), open connections.
+    fn print(&mut self, live: &Live, c: &Counters) {
+        let now = Instant::now();
+        let secs = now.duration_since(self.at).as_secs_f64().max(1e-3);
+        let stats = live.decoder().map(|d| d.stats()).unwrap_or_default();
+        let rate = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / secs;
+        eprintln!(
+            "wstap: {:.0} segments/s, {:.2} MB/s, {:.0} messages/s, {} records lost in kernel, {} flows open ({} seen)",
+            rate(live.seen.segments, self.seen.segments),
+            rate(live.seen.bytes, self.seen.bytes) / 1e6,
+            rate(stats.messages, self.messages),
+            c.records_lost,
+            common::open_flows(&stats),
+            stats.flow.connections,
+        );
+        self.at = now;
+        self.seen = live.seen;
+        self.messages = stats.messages;
+    }
+}
+
 struct Printer {
     hex: bool,
     line: String,
-    /// stdout went away (`| head`): keep draining quietly, print nothing.
+    /// stdout went away (`| head`): print nothing more.
     closed: bool,
 }
 
 impl Printer {
-    fn print(
-        &mut self,
-        out: &mut impl Write,
-        names: &mut std::collections::HashMap<u32, String>,
-        rec: &Record<'_>,
-        clock_offset_ns: i64,
-    ) {
+    fn new(hex: bool) -> Self {
+        Printer {
+            hex,
+            line: String::new(),
+            closed: false,
+        }
+    }
+
+    fn print(&mut self, out: &mut impl Write, ifname: &str, rec: &Record<'_>, seg: &Segment<'_>) {
         if self.closed {
             return;
         }
         use std::fmt::Write as _;
-        let seg: Segment<'_> = rec.segment(clock_offset_ns);
-        let ifname = names.entry(rec.header.ifindex).or_insert_with(|| {
-            let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-            // SAFETY: buffer of IF_NAMESIZE bytes.
-            let p = unsafe { libc::if_indextoname(rec.header.ifindex, buf.as_mut_ptr()) };
-            if p.is_null() {
-                format!("if{}", rec.header.ifindex)
-            } else {
-                // SAFETY: NUL-terminated by if_indextoname.
-                unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-                    .to_string_lossy()
-                    .into_owned()
-            }
-        });
         let secs = seg.ts_ns / 1_000_000_000;
         let micros = (seg.ts_ns % 1_000_000_000) / 1000;
         let l = &mut self.line;

@@ -1,5 +1,6 @@
 //! Whole runs of the tool: live capture (`live`) or a capture file (`offline`).
 
+pub mod common;
 pub mod live;
 pub mod offline;
 

@@ -1,0 +1,114 @@
+//! Run-loop pieces both capture modes share: the output sink chosen by the
+//! command line, the decoder limits, the `-c` message limit and the decode
+//! part of the exit summary. Kept here so that `live` and `offline` print
+//! the same things the same way.
+
+use std::io::Write;
+
+use crate::cli::{Cli, Format};
+use crate::decode::{DecodeConfig, DecodeStats};
+use crate::event::{Event, EventKind, EventSink};
+use crate::proto::ProtoConfig;
+use crate::sink::json::JsonSink;
+use crate::sink::text::TextSink;
+use crate::sink::Output;
+
+/// The stdout sink for `--format`, with `--payload-max` (and `--hex` for
+/// text segment lines).
+pub fn output(cli: &Cli) -> Box<dyn Output> {
+    let stdout = std::io::stdout().lock();
+    match cli.format {
+        Format::Text => Box::new(TextSink::new(stdout, cli.payload_max).with_segment_hex(cli.hex)),
+        Format::Json => Box::new(JsonSink::new(stdout, cli.payload_max)),
+    }
+}
+
+/// Decoder limits from the command line; the rest keeps its defaults.
+pub fn decode_config(cli: &Cli) -> DecodeConfig {
+    DecodeConfig {
+        proto: ProtoConfig {
+            max_message: cli.max_message,
+            max_inflated: cli.max_inflated,
+        },
+        ..DecodeConfig::default()
+    }
+}
+
+/// Only one decoder thread exists so far; a different `--workers` is
+/// refused rather than silently ignored, so nobody benchmarks a flag that
+/// does nothing.
+pub fn check_workers(cli: &Cli) -> anyhow::Result<()> {
+    match cli.workers {
+        None | Some(1) => Ok(()),
+        Some(n) => anyhow::bail!(
+            "--workers {n}: sharding connections across decoder threads is not implemented \
+             yet; only --workers 1 (the default) works"
+        ),
+    }
+}
+
+/// Passes events to the output and counts messages for `-c`; once the count
+/// is reached it drops everything after (the rest of the batch being
+/// decoded, and what `finish` flushes), so exactly N messages are printed.
+pub struct Limit {
+    pub out: Box<dyn Output>,
+    left: Option<u64>,
+}
+
+impl Limit {
+    pub fn new(out: Box<dyn Output>, count: Option<u64>) -> Self {
+        Limit { out, left: count }
+    }
+
+    /// True once `-c N` messages went out.
+    pub fn done(&self) -> bool {
+        self.left == Some(0)
+    }
+}
+
+impl EventSink for Limit {
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.done() {
+            return;
+        }
+        self.out.event(ev);
+        if let (EventKind::WsMessage { .. }, Some(n)) = (&ev.kind, self.left.as_mut()) {
+            *n -= 1;
+        }
+    }
+}
+
+/// The decoder's part of the exit summary on stderr: connections and
+/// messages, then everything that went wrong (gaps, violations, caps).
+pub fn print_decode_summary(d: &DecodeStats) {
+    let f = &d.flow;
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "wstap: {} connections, {} WebSocket handshakes, {} messages ({} bytes), {} control frames",
+        f.connections, d.ws_opens, d.messages, d.message_bytes, d.control_frames,
+    );
+    let _ = writeln!(
+        e,
+        "wstap: {} gaps ({} bytes), {} retransmitted bytes, {} overlap mismatches, {} violations, \
+         {} truncated messages, {} undecompressable, {} resyncs, {} evicted",
+        f.gaps,
+        f.gap_bytes,
+        f.retransmitted_bytes,
+        f.overlap_mismatches,
+        d.violations,
+        d.truncated_messages,
+        d.undecompressable,
+        d.resyncs,
+        d.evictions,
+    );
+}
+
+/// Connections still in the table: seen minus closed minus evicted.
+pub fn open_flows(d: &DecodeStats) -> u64 {
+    let f = &d.flow;
+    f.connections
+        .saturating_sub(f.closed)
+        .saturating_sub(f.evicted_idle)
+        .saturating_sub(f.evicted_full)
+}

@@ -1,0 +1,701 @@
+//! End to end, live: real WebSocket peers (Python `websockets`, see
+//! `tests/peers/ws_peer.py`) talk across a veth pair (or a namespace's
+//! loopback) while `wstap -i IFACE --format json` decodes from the kernel
+//! tap. Every message a client logs as sent or received must come out of
+//! wstap unchanged, in order, per connection (matched by the client's port).
+//!
+//! - TC on the server's veth sees both directions; several clients run at
+//!   once; `-w` writes a pcapng that must decode the same with `wstap -r`
+//!   and with tshark.
+//! - XDP sees only ingress, so on a namespace's loopback (where every packet
+//!   is received once) it sees both directions; on the server's veth it sees
+//!   only the client's half.
+//! - A tiny ring forces kernel losses: they must be counted, show up as
+//!   gaps, and no decoded message may differ from one that was sent.
+//!
+//! Every run stops wstap with SIGINT and checks exit status 0 and summary.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use tests::netns::{Netns, VethPair};
+use tests::tap::{parse_summary, Summary, Wstap, WstapOutput};
+
+const PORT: &str = "8765";
+
+/// Kills (SIGTERM) and reaps a child on drop.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child we spawned and have not reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Root, and a Python with `websockets`; otherwise a loud skip (a failure in CI).
+fn python(test: &str) -> Option<PathBuf> {
+    if !tests::require_root(test) {
+        return None;
+    }
+    let py = tests::python_with_websockets();
+    if py.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: python3-websockets missing");
+        }
+        eprintln!("\n!!!! SKIPPED {test}: no python3 with websockets !!!!\n");
+    }
+    py
+}
+
+fn peer_script() -> PathBuf {
+    tests::workspace_root().join("tests/peers/ws_peer.py")
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wstap-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts the echo server in `ns` on `host` and waits until it listens.
+fn start_server(ns: &Netns, py: &Path, host: &str, dir: &Path) -> Reaper {
+    let ready = dir.join("ready");
+    let server = Reaper(
+        ns.command(py)
+            .arg(peer_script())
+            .args(["server", "--host", host, "--port", PORT, "--ready"])
+            .arg(&ready)
+            .spawn()
+            .expect("server"),
+    );
+    let t = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// Runs one client process per entry of `clients` at the same time (each
+/// entry: its `ws_peer.py client` arguments after `--log`); returns every
+/// logged conversation of all of them.
+fn run_clients(ns: &Netns, py: &Path, host: &str, dir: &Path, clients: &[&[&str]]) -> Vec<Value> {
+    let mut running = Vec::new();
+    for (i, args) in clients.iter().enumerate() {
+        let log = dir.join(format!("client{i}.json"));
+        let child = ns
+            .command(py)
+            .arg(peer_script())
+            .args(["client", "--host", host, "--port", PORT, "--log"])
+            .arg(&log)
+            .args(*args)
+            .spawn()
+            .expect("client");
+        running.push((child, log));
+    }
+    let mut convs = Vec::new();
+    for (mut child, log) in running {
+        let st = child.wait().expect("client");
+        assert!(st.success(), "ws_peer client failed: {st}");
+        let v: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+        convs.extend(v["conversations"].as_array().unwrap().iter().cloned());
+    }
+    // The last ACKs and FINs are on the wire a moment after the client exits.
+    std::thread::sleep(Duration::from_millis(300));
+    convs
+}
+
+/// Stops wstap with SIGINT; checks exit 0 and the summary; returns the
+/// kernel summary, the JSON events and stderr.
+fn stop(w: Wstap) -> (Summary, Vec<Value>, String) {
+    let out: WstapOutput = w.stop().unwrap();
+    assert!(
+        out.status.success(),
+        "wstap failed ({}): {}",
+        out.status,
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let sum = parse_summary(&out.stderr).unwrap();
+    let events: Vec<Value> = out
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect();
+    let msgs = common::named(&events, "ws_message").len();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("WebSocket handshakes"))
+        .unwrap_or_else(|| panic!("no decode summary: {}", out.stderr));
+    assert!(
+        line.contains(&format!(" {msgs} messages")),
+        "summary counts {msgs} messages: {line}"
+    );
+    assert!(out.stderr.contains(" gaps ("), "{}", out.stderr);
+    (sum, events, out.stderr)
+}
+
+/// Bytes of a logged message.
+fn logged(m: &Value) -> Vec<u8> {
+    if let Some(t) = m["text"].as_str() {
+        return t.as_bytes().to_vec();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(m["b64"].as_str().unwrap())
+        .unwrap()
+}
+
+/// Which directions the capture saw.
+#[derive(Clone, Copy, PartialEq)]
+enum Seen {
+    Both,
+    ClientToServer,
+}
+
+/// Checks one logged conversation against wstap's events: every message,
+/// in order, with its type, length, fragments, compression and payload;
+/// client pings; the client's close; and no gap or violation.
+fn check_conversation(events: &[Value], conv: &Value, seen: Seen) {
+    let cname = conv["name"].as_str().unwrap();
+    let port = conv["local_port"].as_u64().unwrap() as u16;
+    let of_conn: Vec<&Value> = events
+        .iter()
+        .filter(|e| common::port_of(&e["src"]) == port || common::port_of(&e["dst"]) == port)
+        .collect();
+    assert!(!of_conn.is_empty(), "{cname}: no events for port {port}");
+    let deflate = !conv["extensions"].as_array().unwrap().is_empty();
+    let mut dirs = vec![("client_to_server", "sent", true)];
+    if seen == Seen::Both {
+        dirs.push(("server_to_client", "received", false));
+    }
+    for (dir, list, from_client) in dirs {
+        let got: Vec<&&Value> = of_conn
+            .iter()
+            .filter(|e| e["event"] == "ws_message")
+            .filter(|e| (common::port_of(&e["src"]) == port) == from_client)
+            .collect();
+        let want = conv[list].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{cname} {dir}: message count");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let at = format!("{cname} {dir} #{i}");
+            assert_eq!(g["dir"], dir, "{at}");
+            assert_eq!(g["opcode"], w["type"], "{at}: opcode");
+            assert_eq!(g["len"], w["len"], "{at}: len");
+            assert_eq!(g["truncated"], false, "{at}");
+            assert_eq!(g["compressed"], deflate, "{at}: compressed");
+            if let Some(f) = w["fragments"].as_u64() {
+                assert_eq!(g["fragments"].as_u64(), Some(f), "{at}: fragments");
+            }
+            assert!(common::payload(g) == logged(w), "{at}: payload differs");
+        }
+    }
+    let pings: Vec<String> = of_conn
+        .iter()
+        .filter(|e| e["event"] == "ws_ping" && common::port_of(&e["src"]) == port)
+        .map(|e| base64::engine::general_purpose::STANDARD.encode(common::payload(e)))
+        .collect();
+    let want: Vec<&str> = conv["pings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(pings, want, "{cname}: pings");
+    let close = of_conn
+        .iter()
+        .find(|e| e["event"] == "ws_close" && common::port_of(&e["src"]) == port)
+        .unwrap_or_else(|| panic!("{cname}: no client close"));
+    assert_eq!(
+        (&close["code"], &close["reason"]),
+        (&1000.into(), &"bye".into())
+    );
+    for bad in [
+        "gap",
+        "violation",
+        "ws_undecompressable",
+        "overlap_mismatch",
+    ] {
+        let hit = of_conn.iter().find(|e| e["event"] == bad);
+        assert!(hit.is_none(), "{cname}: unexpected {bad}: {hit:?}");
+    }
+}
+
+/// ("text" | "binary" | "ping" | "pong", payload) of one message.
+type Msg = (String, Vec<u8>);
+/// Messages per direction, keyed "src -> dst".
+type ByDir = BTreeMap<String, Vec<Msg>>;
+
+/// wstap's data messages, pings and pongs per direction, each with whether
+/// tshark 4.0 can show its payload right (see [`tshark_can_show`]).
+fn wstap_messages(events: &[Value]) -> BTreeMap<String, Vec<(Msg, Option<usize>)>> {
+    let mut by: BTreeMap<String, Vec<(Msg, Option<usize>)>> = BTreeMap::new();
+    for e in events {
+        let kind = match e["event"].as_str() {
+            Some("ws_message") => e["opcode"].as_str().unwrap().to_string(),
+            Some("ws_ping") => "ping".into(),
+            Some("ws_pong") => "pong".into(),
+            _ => continue,
+        };
+        let key = format!(
+            "{} -> {}",
+            e["src"].as_str().unwrap(),
+            e["dst"].as_str().unwrap()
+        );
+        let shown = tshark_can_show(e);
+        by.entry(key)
+            .or_default()
+            .push(((kind, common::payload(e)), shown));
+    }
+    by
+}
+
+/// How many payload bytes tshark 4.0 shows right, if any. It leaves
+/// compressed binary messages compressed, inflates fragmented compressed
+/// text frame by frame (garbage), does not join binary fragments when the
+/// last one is empty (as `websockets` sends them), and unmasks at most
+/// 256 KiB of a message (`MAX_UNMASKED_LEN`).
+fn tshark_can_show(e: &Value) -> Option<usize> {
+    if e["event"] != "ws_message" {
+        return Some(usize::MAX);
+    }
+    if e["compressed"] == true || e["fragments"].as_u64().unwrap_or(1) > 1 {
+        return None;
+    }
+    if e["dir"] == "client_to_server" {
+        return Some(256 * 1024);
+    }
+    Some(usize::MAX)
+}
+
+/// One JSON value or an array of them, as a list.
+fn as_list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Null => vec![],
+        v => vec![v],
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split(':')
+        .filter(|h| !h.is_empty())
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect()
+}
+
+/// tshark 4.0's messages (IPv4 only): a frame with FIN and a data opcode
+/// (or a final continuation) ends a message whose payload is
+/// `websocket.payload.text` (text, reassembled and inflated) or the
+/// packet's next `data.data` (binary); pings and pongs carry their payload.
+fn tshark_messages(file: &Path) -> ByDir {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-Y", "websocket", "-T", "json", "--no-duplicate-keys"])
+        .output()
+        .expect("tshark");
+    assert!(out.status.success(), "tshark failed on {}", file.display());
+    let packets: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    let mut by = ByDir::new();
+    let mut pending: BTreeMap<String, String> = BTreeMap::new();
+    for p in as_list(&packets) {
+        let l = &p["_source"]["layers"];
+        let field = |layer: &str, f: &str| l[layer][f].as_str().unwrap_or("?").to_string();
+        let key = format!(
+            "{}:{} -> {}:{}",
+            field("ip", "ip.src"),
+            field("tcp", "tcp.srcport"),
+            field("ip", "ip.dst"),
+            field("tcp", "tcp.dstport")
+        );
+        let mut data: Vec<Vec<u8>> = as_list(&l["data"])
+            .iter()
+            .map(|d| hex(d["data.data"].as_str().unwrap_or("")))
+            .collect();
+        data.reverse();
+        for ws in as_list(&l["websocket"]) {
+            let op = ws["websocket.opcode"].as_str().unwrap_or("");
+            let kind = match op {
+                "1" => "text".to_string(),
+                "2" => "binary".to_string(),
+                "0" => pending.get(&key).cloned().unwrap_or_else(|| "?".into()),
+                "9" | "10" => {
+                    let (k, f) = if op == "9" {
+                        ("ping", "websocket.payload.ping")
+                    } else {
+                        ("pong", "websocket.payload.pong")
+                    };
+                    let p = hex(ws["websocket.payload"][f].as_str().unwrap_or(""));
+                    by.entry(key.clone()).or_default().push((k.to_string(), p));
+                    continue;
+                }
+                _ => continue,
+            };
+            if ws["websocket.fin"] != "1" {
+                pending.insert(key.clone(), kind);
+                continue;
+            }
+            pending.remove(&key);
+            let text = ws["websocket.payload"]["websocket.payload.text"].as_str();
+            let payload = match (text, kind.as_str()) {
+                (Some(t), _) => t.as_bytes().to_vec(),
+                (None, "binary") => data.pop().unwrap_or_default(),
+                (None, _) => Vec::new(),
+            };
+            by.entry(key.clone()).or_default().push((kind, payload));
+        }
+    }
+    by
+}
+
+/// Compares wstap's messages with tshark's: the same number and kinds per
+/// direction, and the same payload wherever tshark can show it. Returns
+/// how many payloads were compared.
+fn compare_with_tshark(events: &[Value], file: &Path) -> usize {
+    let ours = wstap_messages(events);
+    let theirs = tshark_messages(file);
+    let keys: HashSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    let mut compared = 0;
+    for k in keys {
+        let (o, t) = (
+            ours.get(k).map_or(&[][..], |v| v),
+            theirs.get(k).map_or(&[][..], |v| v),
+        );
+        assert_eq!(o.len(), t.len(), "{k}: wstap and tshark message counts");
+        for (i, (((kind, payload), shown), (tkind, tpayload))) in o.iter().zip(t).enumerate() {
+            assert_eq!(kind, tkind, "{k} #{i}: kind");
+            if let Some(max) = shown {
+                let want = &payload[..payload.len().min(*max)];
+                assert!(
+                    want == &tpayload[..],
+                    "{k} #{i} ({kind}, {} bytes): payload",
+                    payload.len()
+                );
+                compared += 1;
+            }
+        }
+    }
+    compared
+}
+
+/// Reading the `-w` file back must give exactly the live events (the file
+/// keeps nanosecond timestamps), and tshark must see the same messages.
+fn check_pcapng(file: &Path, live: &[Value]) {
+    let run = common::wstap_json(file, &[]);
+    eprintln!("wstap -r {}:\n{}", file.display(), run.stderr);
+    assert_eq!(
+        run.events.len(),
+        live.len(),
+        "same number of events from -r"
+    );
+    for (i, (r, l)) in run.events.iter().zip(live).enumerate() {
+        assert_eq!(r, l, "event #{i} differs between live and -r of the pcapng");
+    }
+    if tests::require_tool("live pcapng vs tshark", "tshark") {
+        let n = compare_with_tshark(live, file);
+        eprintln!("tshark: same messages; {n} payloads compared");
+    }
+}
+
+#[test]
+fn live_tc_concurrent_conversations_and_pcapng() {
+    let name = "live_tc_concurrent_conversations_and_pcapng";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("tc");
+    let v = VethPair::new().expect("veth pair");
+    let _server = start_server(&v.b, &py, VethPair::B4, &dir);
+    let pcap = dir.join("live.pcapng");
+    let pcap_s = pcap.to_str().unwrap();
+    let w = Wstap::start(
+        &v.b,
+        &[
+            "-i", &v.b_if, "--port", PORT, "--format", "json", "-w", pcap_s, "--stats",
+        ],
+    )
+    .unwrap();
+    let c = |n: &'static str| ["--conversation", n];
+    let convs = run_clients(
+        &v.a,
+        &py,
+        VethPair::B4,
+        &dir,
+        &[
+            &[c("plain"), c("deflate"), c("large")].concat(),
+            &[c("deflate-nct"), c("deflate-bits")].concat(),
+            &c("large"),
+        ],
+    );
+    // Past the first --stats tick, which then has seen the traffic.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (sum, events, stderr) = stop(w);
+    eprintln!("{stderr}");
+    assert_eq!(sum.records_lost, 0, "{stderr}");
+    assert_eq!(convs.len(), 6);
+    for conv in &convs {
+        check_conversation(&events, conv, Seen::Both);
+    }
+    assert!(stderr.contains("packets written to"), "{stderr}");
+    check_status_lines(&stderr);
+    check_pcapng(&pcap, &events);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn live_xdp_loopback_both_directions() {
+    let name = "live_xdp_loopback_both_directions";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("xdplo");
+    let ns = Netns::new("xl").expect("netns");
+    let _server = start_server(&ns, &py, "127.0.0.1", &dir);
+    let w = Wstap::start(
+        &ns,
+        &[
+            "-i", "lo", "--attach", "xdp", "--port", PORT, "--format", "json",
+        ],
+    )
+    .unwrap();
+    let args = ["plain", "deflate", "deflate-bits", "large"]
+        .iter()
+        .flat_map(|n| ["--conversation", n])
+        .collect::<Vec<_>>();
+    let convs = run_clients(
+        &ns,
+        &py,
+        "127.0.0.1",
+        &dir,
+        &[&args, &["--conversation", "deflate-nct"]],
+    );
+    let (sum, events, stderr) = stop(w);
+    eprintln!("{stderr}");
+    assert_eq!(sum.records_lost, 0, "{stderr}");
+    for conv in &convs {
+        check_conversation(&events, conv, Seen::Both);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// XDP on the server's veth sees only what the client sends. The decoder
+/// does not yet take a WebSocket stream whose upgrade reply it never saw
+/// (it reports "bytes sent before the upgrade reply" instead), so this
+/// waits for one-sided decoding in `proto`.
+#[test]
+#[ignore = "proto needs the 101 reply to start decoding; ingress-only XDP on a veth never sees it"]
+fn live_xdp_server_veth_client_messages() {
+    let name = "live_xdp_server_veth_client_messages";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("xdpveth");
+    let v = VethPair::new().expect("veth pair");
+    let _server = start_server(&v.b, &py, VethPair::B4, &dir);
+    let w = Wstap::start(
+        &v.b,
+        &[
+            "-i", &v.b_if, "--attach", "xdp", "--port", PORT, "--format", "json",
+        ],
+    )
+    .unwrap();
+    let convs = run_clients(
+        &v.a,
+        &py,
+        VethPair::B4,
+        &dir,
+        &[&["--conversation", "plain", "--conversation", "deflate"]],
+    );
+    let (_, events, _) = stop(w);
+    for conv in &convs {
+        check_conversation(&events, conv, Seen::ClientToServer);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tiny ring under bulk traffic: the kernel loses records. The summary
+/// must count them, the decoder must report gaps, and every message it
+/// still decodes must be one that was really sent.
+#[test]
+fn live_tiny_ring_losses_are_gaps_not_wrong_messages() {
+    let name = "live_tiny_ring_losses_are_gaps_not_wrong_messages";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("tiny");
+    let v = VethPair::new().expect("veth pair");
+    let _server = start_server(&v.b, &py, VethPair::B4, &dir);
+    let w = Wstap::start(
+        &v.b,
+        &[
+            "-i",
+            &v.b_if,
+            "--port",
+            PORT,
+            "--format",
+            "json",
+            "--ring-size",
+            "8192",
+        ],
+    )
+    .unwrap();
+    let size = (24 << 20).to_string();
+    let convs = run_clients(
+        &v.a,
+        &py,
+        VethPair::B4,
+        &dir,
+        &[
+            &["--conversation", "bulk", "--size", &size],
+            &["--conversation", "small", "--count", "4000"],
+        ],
+    );
+    let (sum, events, stderr) = stop(w);
+    eprintln!("{stderr}");
+    assert!(sum.records_lost > 0, "a tiny ring loses records: {stderr}");
+    let gaps = common::named(&events, "gap");
+    assert!(!gaps.is_empty(), "losses show as gap events");
+    assert!(
+        !stderr.contains(" 0 gaps ("),
+        "summary counts gaps: {stderr}"
+    );
+    // Client and server send the same messages (echo): one set of payloads.
+    let sent: HashSet<Vec<u8>> = convs
+        .iter()
+        .flat_map(|c| c["sent"].as_array().unwrap().iter().map(logged))
+        .collect();
+    let msgs = common::named(&events, "ws_message");
+    let wrong = msgs
+        .iter()
+        .filter(|m| !sent.contains(&common::payload(m)))
+        .count();
+    let total: usize = convs
+        .iter()
+        .map(|c| 2 * c["sent"].as_array().unwrap().len())
+        .sum();
+    eprintln!(
+        "{} of {total} messages decoded, {} gaps, {} records lost in kernel",
+        msgs.len(),
+        gaps.len(),
+        sum.records_lost
+    );
+    assert_eq!(wrong, 0, "decoded messages that were never sent");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--stats` printed at least one well-formed status line, and one of them
+/// saw messages (the run lasts several seconds).
+fn check_status_lines(stderr: &str) {
+    let status: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" segments/s, "))
+        .collect();
+    assert!(!status.is_empty(), "no --stats line: {stderr}");
+    for l in &status {
+        let ok = l.starts_with("wstap: ")
+            && l.contains(" MB/s, ")
+            && l.contains(" messages/s, ")
+            && l.contains(" records lost in kernel, ")
+            && l.contains(" flows open (");
+        assert!(ok, "status line: {l}");
+    }
+    assert!(
+        status.iter().any(|l| !l.contains(" 0 messages/s")),
+        "a status line with messages: {status:?}"
+    );
+}
+
+/// `-c N` stops by itself after exactly N messages, exit 0, with the
+/// summary; the ring is drained and counted all the same.
+#[test]
+fn live_count_stops_after_n_messages() {
+    let name = "live_count_stops_after_n_messages";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("count");
+    let v = VethPair::new().expect("veth pair");
+    let _server = start_server(&v.b, &py, VethPair::B4, &dir);
+    let w = Wstap::start(
+        &v.b,
+        &["-i", &v.b_if, "--port", PORT, "--format", "json", "-c", "7"],
+    )
+    .unwrap();
+    run_clients(
+        &v.a,
+        &py,
+        VethPair::B4,
+        &dir,
+        &[&["--conversation", "plain"]],
+    );
+    // Signal 0 only checks the process: this waits for wstap's own exit.
+    let out = w.signal_and_wait(0).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let events: Vec<Value> = out
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(common::named(&events, "ws_message").len(), 7);
+    assert_eq!(events.last().unwrap()["event"], "ws_message");
+    let sum = parse_summary(&out.stderr).unwrap();
+    assert_eq!(sum.segments, sum.records, "every delivered record counted");
+    // The summary counts what was decoded: the 7 printed, plus any more
+    // that the segment holding the 7th one completed.
+    let decoded: u64 = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" messages ("))
+        .find_map(|l| {
+            l.split(" messages (")
+                .next()?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no message count: {}", out.stderr));
+    assert!((7..10).contains(&decoded), "{}", out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reader that goes away (`wstap ... | head -n 2`) ends wstap quietly
+/// with status 0 while traffic goes on.
+#[test]
+fn live_closed_stdout_ends_quietly() {
+    let name = "live_closed_stdout_ends_quietly";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("pipe");
+    let v = VethPair::new().expect("veth pair");
+    let _server = start_server(&v.b, &py, VethPair::B4, &dir);
+    let script = format!(
+        "set -o pipefail; {} -i {} --port {PORT} --format json 2>{} | head -n 2 >/dev/null",
+        tests::wstap_bin().display(),
+        v.b_if,
+        dir.join("stderr").display()
+    );
+    let mut sh = v.b.command("bash").args(["-c", &script]).spawn().unwrap();
+    let t = Instant::now();
+    while !std::fs::read_to_string(dir.join("stderr"))
+        .unwrap_or_default()
+        .contains("listening on")
+    {
+        assert!(t.elapsed() < Duration::from_secs(30), "wstap did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run_clients(
+        &v.a,
+        &py,
+        VethPair::B4,
+        &dir,
+        &[&["--conversation", "plain", "--conversation", "deflate"]],
+    );
+    let st = sh.wait().unwrap();
+    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap();
+    assert!(st.success(), "wstap | head: {st}: {stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,225 @@
+//! The offline command line on a capture built here: `-c N`, `--port` and
+//! `--host` filters, `--segments`, `--payload-max`, the summary on stderr,
+//! bad input files, and a reader that goes away (`wstap -r f | head -1`),
+//! which must end quietly with exit status 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Ethernet + IPv4 + TCP (no options, checksums left zero: not verified).
+fn packet(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    seq: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut p = vec![0u8; 12];
+    p.extend([0x08, 0x00]);
+    let total = (20 + 20 + payload.len()) as u16;
+    p.extend([
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ]);
+    p.extend(src.0);
+    p.extend(dst.0);
+    p.extend(src.1.to_be_bytes());
+    p.extend(dst.1.to_be_bytes());
+    p.extend(seq.to_be_bytes());
+    p.extend(0u32.to_be_bytes());
+    p.extend([0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A classic pcap file (microsecond timestamps, Ethernet).
+fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(0xa1b2c3d4u32.to_le_bytes());
+    f.extend(2u16.to_le_bytes());
+    f.extend(4u16.to_le_bytes());
+    f.extend([0u8; 8]);
+    f.extend(262144u32.to_le_bytes());
+    f.extend(1u32.to_le_bytes());
+    for (i, p) in packets.iter().enumerate() {
+        f.extend(1_700_000_000u32.to_le_bytes());
+        f.extend((i as u32).to_le_bytes());
+        f.extend((p.len() as u32).to_le_bytes());
+        f.extend((p.len() as u32).to_le_bytes());
+        f.extend_from_slice(p);
+    }
+    f
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const FIN: u8 = 0x01;
+
+/// One unmasked-server / masked-client WebSocket conversation on `cport`
+/// with `n` server text messages of `size` bytes each.
+fn conversation(cport: u16, sport: u16, n: usize, size: usize) -> Vec<Vec<u8>> {
+    let c = ([10, 0, 0, 1], cport);
+    let s = ([10, 0, 0, 2], sport);
+    let req = b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let mut v = vec![
+        packet(c, s, 100, SYN, b""),
+        packet(s, c, 500, SYN | ACK, b""),
+        packet(c, s, 101, ACK | PSH, req),
+        packet(s, c, 501, ACK | PSH, resp),
+    ];
+    let mut sseq = 501 + resp.len() as u32;
+    for i in 0..n {
+        let text: Vec<u8> = format!("msg {i} ").bytes().cycle().take(size).collect();
+        let mut f = vec![0x81u8];
+        if size < 126 {
+            f.push(size as u8);
+        } else {
+            f.push(126);
+            f.extend((size as u16).to_be_bytes());
+        }
+        f.extend(text);
+        v.push(packet(s, c, sseq, ACK | PSH, &f));
+        sseq += f.len() as u32;
+    }
+    let cseq = 101 + req.len() as u32;
+    v.push(packet(c, s, cseq, ACK | FIN, b""));
+    v.push(packet(s, c, sseq, ACK | FIN, b""));
+    v
+}
+
+fn write_capture(name: &str, packets: &[Vec<u8>]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wstap-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, pcap(packets)).unwrap();
+    p
+}
+
+fn wstap(file: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(tests::wstap_bin())
+        .arg("-r")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn count_filters_segments_payload_max_and_summary() {
+    let mut pk = conversation(40000, 8080, 5, 10);
+    pk.extend(conversation(40001, 9090, 3, 300));
+    let f = write_capture("two.pcap", &pk);
+
+    let all = common::wstap_json(&f, &[]);
+    assert_eq!(common::named(&all.events, "ws_message").len(), 8);
+    assert!(all.stderr.contains("8 messages"), "summary: {}", all.stderr);
+    assert!(
+        all.stderr.contains("2 connections"),
+        "summary: {}",
+        all.stderr
+    );
+
+    let c = common::wstap_json(&f, &["-c", "2"]);
+    assert_eq!(common::named(&c.events, "ws_message").len(), 2, "-c 2");
+
+    let p = common::wstap_json(&f, &["--port", "9090"]);
+    let msgs = common::named(&p.events, "ws_message");
+    assert_eq!(msgs.len(), 3, "--port 9090");
+    assert!(msgs.iter().all(|m| m["src"] == "10.0.0.2:9090"));
+    let h = common::wstap_json(&f, &["--host", "10.0.0.0/24"]);
+    assert_eq!(common::named(&h.events, "ws_message").len(), 8);
+    let h = common::wstap_json(&f, &["--host", "10.9.0.0/16"]);
+    assert!(h.events.is_empty(), "--host that matches nothing");
+
+    let m = common::wstap_json(&f, &["--port", "9090", "--payload-max", "4"]);
+    let msgs = common::named(&m.events, "ws_message");
+    assert_eq!(msgs[0]["text"], "msg ");
+    assert_eq!(msgs[0]["payload_truncated"], true);
+    assert_eq!(msgs[0]["len"], 300);
+
+    let s = common::wstap_json(&f, &["--segments"]);
+    assert_eq!(s.events.len(), pk.len(), "one line per segment");
+    assert!(s.events.iter().all(|e| e["event"] == "tcp_segment"));
+
+    let t = wstap(&f, &["--port", "8080"]);
+    assert!(t.status.success());
+    let text = String::from_utf8(t.stdout).unwrap();
+    let _ = std::fs::remove_file(&f);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("#1 10.0.0.2:8080 → 10.0.0.1:40000 ws_message text len=10")),
+        "{text}"
+    );
+}
+
+#[test]
+fn closed_pipe_ends_quietly_with_success() {
+    // Far more output than a pipe buffer holds.
+    let f = write_capture("big.pcap", &conversation(40000, 8080, 3000, 1000));
+    for format in ["json", "text"] {
+        let mut child = Command::new(tests::wstap_bin())
+            .arg("-r")
+            .arg(&f)
+            .args(["--format", format, "--payload-max", "100000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(!line.is_empty());
+        drop(out); // like `head -1` exiting
+        let res = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{format}: {} {err}", res.status);
+        assert!(
+            !err.contains("error") && !err.contains("panicked"),
+            "{format}: {err}"
+        );
+    }
+    let _ = std::fs::remove_file(&f);
+}
+
+#[test]
+fn bad_files_are_errors_that_say_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("wstap-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::File::create(&text)
+        .unwrap()
+        .write_all(b"hello, not a capture")
+        .unwrap();
+    let o = wstap(&text, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a pcap or pcapng file"));
+    let o = wstap(&dir.join("missing.pcap"), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such file"));
+    // A capture cut in the middle of a record: what is there is decoded.
+    let mut bytes = pcap(&conversation(1, 2, 4, 10));
+    bytes.truncate(bytes.len() - 30);
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, bytes).unwrap();
+    let r = common::wstap_json(&cut, &[]);
+    assert_eq!(common::named(&r.events, "ws_message").len(), 4);
+    assert!(r.stderr.contains("file cut mid-packet"), "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
