@@ -223,3 +223,39 @@ fn bad_files_are_errors_that_say_what_is_wrong() {
     assert!(r.stderr.contains("file cut mid-packet"), "{}", r.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-r FILE -w OUT.pcapng`: the written file decodes to the same events with
+/// `wstap -r`, and tshark (an independent decoder) finds the same messages
+/// with the same payloads in it.
+#[test]
+fn write_pcapng_from_a_capture_decodes_identically_in_wstap_and_tshark() {
+    let mut pk = conversation(40010, 8080, 4, 20);
+    pk.extend(conversation(40011, 8080, 2, 700));
+    let f = write_capture("for-w.pcap", &pk);
+    let out = f.with_extension("pcapng");
+    let first = common::wstap_json(&f, &["-w", out.to_str().unwrap()]);
+    let again = common::wstap_json(&out, &[]);
+    let _ = std::fs::remove_file(&f);
+    assert_eq!(common::named(&first.events, "ws_message").len(), 6);
+    assert_eq!(first.events, again.events, "decoding the -w file changed the events");
+
+    if tests::require_tool("write_pcapng_from_a_capture", "tshark") {
+        let t = Command::new("tshark")
+            .args(["-r", out.to_str().unwrap(), "-Y", "websocket.opcode == 1"])
+            .args(["-T", "fields", "-e", "tcp.srcport", "-e", "websocket.payload.text"])
+            .output()
+            .unwrap();
+        assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+        let tshark: Vec<String> = String::from_utf8(t.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.replace('\t', " "))
+            .collect();
+        let ours: Vec<String> = common::named(&first.events, "ws_message")
+            .iter()
+            .map(|m| format!("{} {}", common::port_of(&m["src"]), m["text"].as_str().unwrap()))
+            .collect();
+        assert_eq!(tshark, ours, "tshark decodes the -w file differently");
+    }
+    let _ = std::fs::remove_file(&out);
+}

@@ -11,71 +11,44 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Format};
-use crate::decode::{DecodeConfig, DecodeStats, Decoder};
-use crate::event::{Event, EventKind, EventSink};
+use crate::app::common::{self, Limit};
+use crate::decode::{DecodeStats, Decoder};
 use crate::filter::Filter;
-use crate::proto::ProtoConfig;
-use crate::sink::json::JsonSink;
-use crate::sink::text::TextSink;
-use crate::sink::{is_broken_pipe, Output};
+use crate::sink::is_broken_pipe;
+use crate::sink::pcapng::PcapNgSink;
 use crate::source::pcap::{FileSource, SourceStats};
 
-/// Passes events on and counts messages for `-c`; once the count is reached
-/// it drops everything after (the rest of the segment being decoded).
-struct Limit<'a> {
-    out: &'a mut dyn Output,
-    left: Option<u64>,
-}
-
-impl Limit<'_> {
-    fn done(&self) -> bool {
-        self.left == Some(0)
-    }
-}
-
-impl EventSink for Limit<'_> {
-    fn event(&mut self, ev: &Event<'_>) {
-        if self.done() {
-            return;
-        }
-        self.out.event(ev);
-        if let (EventKind::WsMessage { .. }, Some(n)) = (&ev.kind, self.left.as_mut()) {
-            *n -= 1;
-        }
-    }
-}
-
-/// Reads `path` and prints what the command line asks for.
-pub fn run(cli: &Cli, path: &Path) -> anyhow::Result<()> {
-    if cli.write.is_some() {
-        anyhow::bail!("-w (writing pcapng) is not available when reading a file yet");
-    }
+/// Reads `path` and prints what the command line asks for. With `-w`, the
+/// TCP segments that pass the filter are also written to a pcapng file,
+/// rebuilt as Ethernet + IP + TCP exactly as live capture writes them, so
+/// that `-r` and `-i` produce the same kind of file.
+pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
+    common::check_workers(cli)?;
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
     let mut source =
         FileSource::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let stdout = std::io::stdout().lock();
-    let mut out: Box<dyn Output> = match cli.format {
-        Format::Text => Box::new(TextSink::new(stdout, cli.payload_max).with_segment_hex(cli.hex)),
-        Format::Json => Box::new(JsonSink::new(stdout, cli.payload_max)),
+    let mut pcapng = match &cli.write {
+        Some(w) => Some(PcapNgSink::create(w)?),
+        None => None,
     };
-    let cfg = DecodeConfig {
-        proto: ProtoConfig {
-            max_message: cli.max_message,
-            max_inflated: cli.max_inflated,
-        },
-        ..DecodeConfig::default()
-    };
-    let mut decoder = Decoder::new(cfg);
+    let iface_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let mut decoder = Decoder::new(common::decode_config(cli));
     let mut filtered = 0u64;
-    let mut sink = Limit {
-        out: out.as_mut(),
-        left: cli.count,
-    };
+    let mut sink = Limit::new(common::output(cli), cli.count);
+    let mut write_error = None;
     let read = source.for_each_segment(|seg, lost| {
         if !filter.matches(seg.src.ip(), seg.src.port(), seg.dst.ip(), seg.dst.port()) {
             filtered += 1;
             return ControlFlow::Continue(());
+        }
+        if let Some(w) = pcapng.as_mut() {
+            if let Err(e) = w.write_segment(&iface_name, seg) {
+                write_error = Some(e);
+                return ControlFlow::Break(());
+            }
         }
         if cli.segments {
             sink.out.segment(seg);
@@ -88,10 +61,16 @@ pub fn run(cli: &Cli, path: &Path) -> anyhow::Result<()> {
             ControlFlow::Continue(())
         }
     });
+    if let Some(e) = write_error {
+        return Err(e).context("writing the -w pcapng file");
+    }
+    if let Some(w) = pcapng.as_mut() {
+        w.flush().context("writing the -w pcapng file")?;
+    }
     if !cli.segments && !sink.done() && sink.out.error().is_none() {
         decoder.finish(&mut sink);
     }
-    let written = out.finish();
+    let written = sink.out.finish();
     let stopped_early = matches!(&written, Err(e) if is_broken_pipe(e));
     if let Err(e) = written {
         if !stopped_early {
@@ -107,7 +86,6 @@ pub fn run(cli: &Cli, path: &Path) -> anyhow::Result<()> {
 
 /// The exit summary on stderr: what was read, what was decoded, what was lost.
 fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: bool) {
-    let f = &d.flow;
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
@@ -130,22 +108,6 @@ fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: boo
     if segments_only {
         return;
     }
-    let _ = writeln!(
-        e,
-        "wstap: {} connections, {} WebSocket handshakes, {} messages ({} bytes), {} control frames",
-        f.connections, d.ws_opens, d.messages, d.message_bytes, d.control_frames,
-    );
-    let _ = writeln!(
-        e,
-        "wstap: {} gaps ({} bytes), {} retransmitted bytes, {} overlap mismatches, {} violations, {} truncated messages, {} undecompressable, {} resyncs, {} evicted",
-        f.gaps,
-        f.gap_bytes,
-        f.retransmitted_bytes,
-        f.overlap_mismatches,
-        d.violations,
-        d.truncated_messages,
-        d.undecompressable,
-        d.resyncs,
-        d.evictions,
-    );
+    drop(e);
+    common::print_decode_summary(d);
 }
