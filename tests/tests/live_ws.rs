@@ -6,7 +6,7 @@
 //!
 //! - TC on the server's veth sees both directions; several clients run at
 //!   once; `-w` writes a pcapng that must decode the same with `wstap -r`
-//!   and with tshark.
+//!   and with tshark; `--workers 3` shards the same traffic across threads.
 //! - XDP sees only ingress, so on a namespace's loopback (where every packet
 //!   is received once) it sees both directions; on the server's veth it sees
 //!   only the client's half.
@@ -410,6 +410,25 @@ fn check_pcapng(file: &Path, live: &[Value]) {
     }
 }
 
+/// The clients of the TC tests: six connections from three processes at
+/// once, every conversation kind.
+fn tc_clients(v: &VethPair, py: &Path, dir: &Path) -> Vec<Value> {
+    let c = |n: &'static str| ["--conversation", n];
+    let convs = run_clients(
+        &v.a,
+        py,
+        VethPair::B4,
+        dir,
+        &[
+            &[c("plain"), c("deflate"), c("large")].concat(),
+            &[c("deflate-nct"), c("deflate-bits")].concat(),
+            &c("large"),
+        ],
+    );
+    assert_eq!(convs.len(), 6);
+    convs
+}
+
 #[test]
 fn live_tc_concurrent_conversations_and_pcapng() {
     let name = "live_tc_concurrent_conversations_and_pcapng";
@@ -426,30 +445,67 @@ fn live_tc_concurrent_conversations_and_pcapng() {
         ],
     )
     .unwrap();
-    let c = |n: &'static str| ["--conversation", n];
-    let convs = run_clients(
-        &v.a,
-        &py,
-        VethPair::B4,
-        &dir,
-        &[
-            &[c("plain"), c("deflate"), c("large")].concat(),
-            &[c("deflate-nct"), c("deflate-bits")].concat(),
-            &c("large"),
-        ],
-    );
+    let convs = tc_clients(&v, &py, &dir);
     // Past the first --stats tick, which then has seen the traffic.
     std::thread::sleep(Duration::from_millis(1200));
     let (sum, events, stderr) = stop(w);
     eprintln!("{stderr}");
     assert_eq!(sum.records_lost, 0, "{stderr}");
-    assert_eq!(convs.len(), 6);
     for conv in &convs {
         check_conversation(&events, conv, Seen::Both);
     }
     assert!(stderr.contains("packets written to"), "{stderr}");
     check_status_lines(&stderr);
     check_pcapng(&pcap, &events);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--workers 3`: connections sharded across decoder threads decode just
+/// the same, and every connection keeps one id of its own.
+#[test]
+fn live_tc_workers_shard_connections() {
+    let name = "live_tc_workers_shard_connections";
+    let Some(py) = python(name) else { return };
+    let dir = temp_dir("workers");
+    let v = VethPair::new().expect("veth pair");
+    let _server = start_server(&v.b, &py, VethPair::B4, &dir);
+    let w = Wstap::start(
+        &v.b,
+        &[
+            "-i",
+            &v.b_if,
+            "--port",
+            PORT,
+            "--format",
+            "json",
+            "--workers",
+            "3",
+        ],
+    )
+    .unwrap();
+    let convs = tc_clients(&v, &py, &dir);
+    let (sum, events, stderr) = stop(w);
+    eprintln!("{stderr}");
+    assert_eq!(sum.records_lost, 0, "{stderr}");
+    let mut ids = HashSet::new();
+    for conv in &convs {
+        check_conversation(&events, conv, Seen::Both);
+        let port = conv["local_port"].as_u64().unwrap() as u16;
+        let of_conn: HashSet<u64> = events
+            .iter()
+            .filter(|e| common::port_of(&e["src"]) == port || common::port_of(&e["dst"]) == port)
+            .map(|e| e["conn"].as_u64().unwrap())
+            .collect();
+        assert_eq!(of_conn.len(), 1, "one conn id for port {port}");
+        assert!(
+            ids.insert(*of_conn.iter().next().unwrap()),
+            "conn ids unique"
+        );
+    }
+    assert!(
+        stderr.contains(" 6 connections, 6 WebSocket handshakes"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -2,17 +2,20 @@
 //! traffic and print one markdown table (also written to
 //! `<target>/bench-results.md`).
 //!
-//! Sections (rows) of the table:
+//! Sections ([`Part`], `--only` picks some), each a function returning a
+//! [`Section`], appended in [`run`]:
 //! 1. Offline decode ([`offline`]): two captures recorded from real peers
 //!    (`tests/peers/ws_peer.py`) on the loopback interface of a private
 //!    network namespace, cached under `<target>/bench-data/`; `wstap -r` (JSON
 //!    and text) versus `tshark -r FILE -Y websocket -T fields` printing the
 //!    payloads.
-//! 2. Criterion micro-benchmarks of the decoder (`capture-user/benches/decode.rs`),
-//!    headline numbers only; `--no-criterion` skips them.
+//! 3. In-kernel cost per packet ([`kernel`]): `wstap -i lo` in a namespace,
+//!    `run_time_ns / run_cnt` of its programs with `kernel.bpf_stats_enabled`.
+//! - Criterion micro-benchmarks of the decoder
+//!   (`capture-user/benches/decode.rs`), headline numbers only.
 //!
-//! Live capture, in-kernel cost per packet and memory under load are further
-//! sections: each is a function returning a [`Section`], appended in [`run`].
+//! Rows 2 (live decode vs tshark live) and 4 (memory under load) are to be
+//! added the same way.
 //!
 //! Nothing leaves the namespace: the peers talk over its own `lo`.
 
@@ -195,6 +198,31 @@ fn sigint(child: &Child) {
     // SAFETY: plain kill(2) on our own child.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+}
+
+/// A scratch directory under the system temp dir; removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(prefix: &str) -> Result<Self> {
+        let p = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(WorkDir(p))
+    }
+}
+
+impl std::ops::Deref for WorkDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -731,9 +759,7 @@ mod offline {
         }
         let py = "/usr/bin/python3";
         let peer = root().join("tests/peers/ws_peer.py");
-        let work = std::env::temp_dir().join(format!("wstap-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&work)?;
+        let work = WorkDir::create("wstap-bench")?;
         let ns = Netns::create().context("creating the benchmark's network namespace")?;
         let tmp = file.with_extension("pcap.tmp");
         // A bigger kernel buffer on each retry.
@@ -854,7 +880,6 @@ mod offline {
             truth.messages += t.messages;
             truth.bytes += t.bytes;
         }
-        let _ = std::fs::remove_dir_all(&work);
         std::fs::rename(&tmp, file)?;
         Ok((truth, packets))
     }
@@ -1007,9 +1032,7 @@ mod kernel {
         eprintln!("bench: in-kernel cost per packet (wstap -i lo in a private namespace)");
         let py = "/usr/bin/python3";
         let peer = root().join("tests/peers/ws_peer.py");
-        let work = std::env::temp_dir().join(format!("wstap-bench-k{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&work)?;
+        let work = WorkDir::create("wstap-bench-k")?;
         let ns = Netns::create()?;
         let port = "9002";
         let mut child = ns
@@ -1118,7 +1141,6 @@ mod kernel {
             .unwrap_or("")
             .to_string();
         drop(ns);
-        let _ = std::fs::remove_dir_all(&work);
         Ok(Section {
             title: "3. In-kernel cost per packet (`wstap -i lo`)".into(),
             header: ["traffic", "program", "runs (packets)", "total ms", "ns per packet"]

@@ -41,7 +41,7 @@ enum Task {
     },
     /// Benchmark wstap against tshark on captures of real traffic and run
     /// the decoder's criterion micro-benchmarks; prints a markdown table and
-    /// writes it to <target>/bench-results.md. Needs root (records the
+    /// writes it to target/bench-results.md. Needs root (records the
     /// captures in a private network namespace).
     Bench(bench::Opts),
     /// Run every test of the workspace, the privileged ones included.

@@ -16,10 +16,14 @@ use crate::sink::Output;
 /// The stdout sink for `--format`, with `--payload-max` (and `--hex` for
 /// text segment lines).
 pub fn output(cli: &Cli) -> Box<dyn Output> {
-    let stdout = std::io::stdout().lock();
+    output_on(cli, std::io::stdout().lock())
+}
+
+/// Like [`output`], writing to `w` (a decoder thread's share of stdout).
+pub fn output_on<W: Write + 'static>(cli: &Cli, w: W) -> Box<dyn Output> {
     match cli.format {
-        Format::Text => Box::new(TextSink::new(stdout, cli.payload_max).with_segment_hex(cli.hex)),
-        Format::Json => Box::new(JsonSink::new(stdout, cli.payload_max)),
+        Format::Text => Box::new(TextSink::new(w, cli.payload_max).with_segment_hex(cli.hex)),
+        Format::Json => Box::new(JsonSink::new(w, cli.payload_max)),
     }
 }
 
@@ -34,16 +38,26 @@ pub fn decode_config(cli: &Cli) -> DecodeConfig {
     }
 }
 
-/// Only one decoder thread exists so far; a different `--workers` is
-/// refused rather than silently ignored, so nobody benchmarks a flag that
-/// does nothing.
+/// For a mode that decodes on one thread (reading a file): a different
+/// `--workers` is refused rather than silently ignored, so nobody
+/// benchmarks a flag that does nothing.
 pub fn check_workers(cli: &Cli) -> anyhow::Result<()> {
     match cli.workers {
         None | Some(1) => Ok(()),
         Some(n) => anyhow::bail!(
-            "--workers {n}: sharding connections across decoder threads is not implemented \
-             yet; only --workers 1 (the default) works"
+            "--workers {n}: only live capture (-i) shards decoding across threads; \
+             reading a file uses one thread, leave out --workers"
         ),
+    }
+}
+
+/// Decoder threads for live capture: `--workers N`, default 1 (one thread
+/// decoding straight from ring memory measured best; see the README).
+pub fn live_workers(cli: &Cli) -> anyhow::Result<usize> {
+    match cli.workers {
+        None => Ok(1),
+        Some(0) => anyhow::bail!("--workers 0: give at least 1 decoder thread"),
+        Some(n) => Ok(n),
     }
 }
 

@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::common::{self, Limit};
+use super::shards::Shards;
 use crate::cli::{Cli, Format};
-use crate::decode::Decoder;
+use crate::decode::{DecodeStats, Decoder};
 use crate::filter::Filter;
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
@@ -45,7 +46,6 @@ use crate::source::{tcp_flags, Segment};
 use crate::tap::{Counters, Record, Tap, TapConfig};
 
 pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
-    common::check_workers(cli)?;
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
     let cfg = TapConfig {
         iface: iface.to_string(),
@@ -83,6 +83,8 @@ enum Stop {
 enum Mode {
     /// Decode WebSocket conversations (the default).
     Decode(Box<Decoder>),
+    /// `--workers N`: decode on N threads, connections sharded.
+    Sharded(Shards),
     /// `--segments --format json`: one `tcp_segment` object per segment.
     SegmentJson,
     /// `--segments` in text: the tcpdump-like line with interface and
@@ -112,7 +114,9 @@ impl Live {
     /// Creates the output and the `-w` file (before attaching, so a bad
     /// path fails without touching the interface).
     fn new(cli: &Cli) -> anyhow::Result<Live> {
+        let workers = common::live_workers(cli)?;
         let mode = match (cli.segments, cli.format) {
+            (false, _) if workers > 1 => Mode::Sharded(Shards::start(cli, workers)?),
             (false, _) => Mode::Decode(Box::new(Decoder::new(common::decode_config(cli)))),
             (true, Format::Json) => Mode::SegmentJson,
             (true, Format::Text) => Mode::SegmentLines(
@@ -127,9 +131,15 @@ impl Live {
             }),
             None => None,
         };
+        // The workers write stdout themselves: this thread must not hold
+        // stdout's lock then, so its own sink writes nowhere.
+        let out = match mode {
+            Mode::Sharded(_) => common::output_on(cli, std::io::sink()),
+            _ => common::output(cli),
+        };
         Ok(Live {
             mode,
-            sink: Limit::new(common::output(cli), cli.count),
+            sink: Limit::new(out, cli.count),
             pcap,
             names: IfNames::default(),
             seen: Seen::default(),
@@ -158,6 +168,7 @@ impl Live {
                     self.stop = Some(Stop::Count);
                 }
             }
+            Mode::Sharded(s) => s.push(&seg, lost_after(rec)),
             Mode::SegmentJson => self.sink.out.segment(&seg),
             Mode::SegmentLines(p, out) => {
                 p.print(out, self.names.get(rec.header.ifindex), rec, &seg)
@@ -174,9 +185,20 @@ impl Live {
         }
     }
 
-    /// End of a batch: flush the output (and `-w`) so readers see it now.
+    /// End of a batch: flush the output (and `-w`) so readers see it now;
+    /// with workers, hand them the batch and look at how they fare.
     fn end_batch(&mut self) {
         self.flush();
+        if let Mode::Sharded(s) = &mut self.mode {
+            s.send();
+            let (err, done) = (s.take_error(), s.count_done());
+            if let Some(e) = err {
+                self.fail_output(e);
+            }
+            if done {
+                self.stop.get_or_insert(Stop::Count);
+            }
+        }
     }
 
     fn flush(&mut self) {
@@ -209,17 +231,26 @@ impl Live {
     /// closes), unless stdout is gone, and flush the output.
     fn finish(&mut self) {
         let stopped = matches!(self.stop, Some(Stop::Closed | Stop::Failed(_)));
-        if let (Mode::Decode(d), false) = (&mut self.mode, stopped) {
-            d.finish(&mut self.sink);
+        match (&mut self.mode, stopped) {
+            (Mode::Decode(d), false) => d.finish(&mut self.sink),
+            (Mode::Sharded(s), _) => {
+                s.finish(stopped);
+                if let Some(e) = s.take_error() {
+                    self.fail_output(e);
+                }
+            }
+            _ => {}
         }
         if !stopped {
             self.flush();
         }
     }
 
-    fn decoder(&self) -> Option<&Decoder> {
+    /// The decoder's counters, when decoding.
+    fn decode_stats(&self) -> Option<DecodeStats> {
         match &self.mode {
-            Mode::Decode(d) => Some(d),
+            Mode::Decode(d) => Some(d.stats()),
+            Mode::Sharded(s) => Some(s.stats()),
             _ => None,
         }
     }
@@ -315,8 +346,8 @@ fn report(live: Live, c: &Counters) -> anyhow::Result<()> {
         Some(Stop::Count) | None => {}
     }
     summary(&live.seen, c);
-    if let Some(d) = live.decoder() {
-        common::print_decode_summary(&d.stats());
+    if let Some(d) = live.decode_stats() {
+        common::print_decode_summary(&d);
     }
     if let Some(p) = &live.pcap {
         eprintln!(
@@ -370,7 +401,7 @@ impl Status {
     fn print(&mut self, live: &Live, c: &Counters) {
         let now = Instant::now();
         let secs = now.duration_since(self.at).as_secs_f64().max(1e-3);
-        let stats = live.decoder().map(|d| d.stats()).unwrap_or_default();
+        let stats = live.decode_stats().unwrap_or_default();
         let rate = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / secs;
         eprintln!(
             "wstap: {:.0} segments/s, {:.2} MB/s, {:.0} messages/s, {} records lost in kernel, {} flows open ({} seen)",

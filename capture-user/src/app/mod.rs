@@ -3,6 +3,7 @@
 pub mod common;
 pub mod live;
 pub mod offline;
+pub mod shards;
 
 use std::process::ExitCode;
 
