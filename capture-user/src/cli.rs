@@ -12,7 +12,12 @@ use clap::{Parser, ValueEnum};
 #[command(name = "wstap", version, about, long_about = None)]
 pub struct Cli {
     /// Capture live on this interface (needs root, or CAP_BPF + CAP_NET_ADMIN).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "read")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "read"
+    )]
     pub interface: Option<String>,
 
     /// Read a pcap or pcapng file instead of capturing live.

@@ -77,7 +77,10 @@ pub enum EventKind<'a> {
     },
     /// An upgrade was asked for and not granted; the connection is not
     /// decoded as WebSocket.
-    WsUpgradeFailed { status: u16, reason: String },
+    WsUpgradeFailed {
+        status: u16,
+        reason: String,
+    },
     /// A complete data message (all fragments, inflated if compressed).
     WsMessage {
         kind: MessageKind,
@@ -94,8 +97,12 @@ pub enum EventKind<'a> {
         /// The message exceeded `max_message` or `max_inflated`.
         truncated: bool,
     },
-    WsPing { payload: Cow<'a, [u8]> },
-    WsPong { payload: Cow<'a, [u8]> },
+    WsPing {
+        payload: Cow<'a, [u8]>,
+    },
+    WsPong {
+        payload: Cow<'a, [u8]>,
+    },
     WsClose {
         code: Option<u16>,
         reason: Cow<'a, [u8]>,
@@ -119,18 +126,31 @@ pub enum EventKind<'a> {
         content_length: Option<u64>,
     },
     /// Bytes of this direction that were never seen (loss, late start, cap).
-    Gap { bytes: u64 },
+    Gap {
+        bytes: u64,
+    },
     /// Frame boundaries were found again after a gap or a mid-stream start;
     /// `skipped` bytes before them could not be decoded.
-    Resync { skipped: u64 },
+    Resync {
+        skipped: u64,
+    },
     /// A protocol rule was broken; decoding goes on.
-    Violation { what: String },
+    Violation {
+        what: String,
+    },
     /// Retransmitted or overlapping data differed from what was kept.
-    OverlapMismatch { offset: u64, len: u64 },
+    OverlapMismatch {
+        offset: u64,
+        len: u64,
+    },
     /// A connection was dropped from the flow table (idle, table full, cap).
-    FlowEvicted { reason: String },
+    FlowEvicted {
+        reason: String,
+    },
     /// Connection ended (FIN both ways or RST).
-    ConnClose { reset: bool },
+    ConnClose {
+        reset: bool,
+    },
 }
 
 impl EventKind<'_> {

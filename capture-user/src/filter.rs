@@ -36,13 +36,22 @@ impl HostPrefix {
             .map_err(|_| FilterError::BadHost(s.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len_s {
-            Some(l) => l.parse::<u8>().map_err(|_| FilterError::BadHost(s.to_string()))?,
+            Some(l) => l
+                .parse::<u8>()
+                .map_err(|_| FilterError::BadHost(s.to_string()))?,
             None => max,
         };
         if len > max {
-            return Err(FilterError::BadPrefix { value: s.to_string(), len, max });
+            return Err(FilterError::BadPrefix {
+                value: s.to_string(),
+                len,
+                max,
+            });
         }
-        Ok(HostPrefix { addr: mask(addr, len), prefix_len: len })
+        Ok(HostPrefix {
+            addr: mask(addr, len),
+            prefix_len: len,
+        })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -59,12 +68,20 @@ fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len as u32)
+            };
             IpAddr::V4(Ipv4Addr::from(bits & m))
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
             IpAddr::V6(Ipv6Addr::from(bits & m))
         }
     }
@@ -82,15 +99,25 @@ impl Filter {
         if ports.contains(&0) {
             return Err(FilterError::ZeroPort);
         }
-        let hosts = hosts.iter().map(|h| HostPrefix::parse(h)).collect::<Result<_, _>>()?;
-        Ok(Filter { hosts, ports: ports.to_vec() })
+        let hosts = hosts
+            .iter()
+            .map(|h| HostPrefix::parse(h))
+            .collect::<Result<_, _>>()?;
+        Ok(Filter {
+            hosts,
+            ports: ports.to_vec(),
+        })
     }
 
     /// True when a segment between these endpoints passes (either side may match).
     pub fn matches(&self, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> bool {
-        let host_ok =
-            self.hosts.is_empty() || self.hosts.iter().any(|h| h.contains(src) || h.contains(dst));
-        let port_ok = self.ports.is_empty() || self.ports.contains(&sport) || self.ports.contains(&dport);
+        let host_ok = self.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|h| h.contains(src) || h.contains(dst));
+        let port_ok =
+            self.ports.is_empty() || self.ports.contains(&sport) || self.ports.contains(&dport);
         host_ok && port_ok
     }
 }
@@ -116,9 +143,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert!(matches!(HostPrefix::parse("example.com"), Err(FilterError::BadHost(_))));
-        assert!(matches!(HostPrefix::parse("1.2.3.4/33"), Err(FilterError::BadPrefix { .. })));
-        assert!(matches!(HostPrefix::parse("1.2.3.4/x"), Err(FilterError::BadHost(_))));
+        assert!(matches!(
+            HostPrefix::parse("example.com"),
+            Err(FilterError::BadHost(_))
+        ));
+        assert!(matches!(
+            HostPrefix::parse("1.2.3.4/33"),
+            Err(FilterError::BadPrefix { .. })
+        ));
+        assert!(matches!(
+            HostPrefix::parse("1.2.3.4/x"),
+            Err(FilterError::BadHost(_))
+        ));
         assert_eq!(Filter::parse(&[], &[0]), Err(FilterError::ZeroPort));
     }
 

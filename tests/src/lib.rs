@@ -48,7 +48,10 @@ pub fn require_tool(test: &str, program: &str) -> bool {
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `wstap` binary. `cargo xtask test` builds it first and passes its path

@@ -63,7 +63,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -88,8 +90,14 @@ impl VethPair {
         let b = Netns::new("b")?;
         let a_if = unique_name("va");
         let b_if = unique_name("vb");
-        ip(&["link", "add", &a_if, "netns", &a.name, "type", "veth", "peer", "name", &b_if, "netns", &b.name])?;
-        for (ns, ifn, v4, v6) in [(&a, &a_if, Self::A4, Self::A6), (&b, &b_if, Self::B4, Self::B6)] {
+        ip(&[
+            "link", "add", &a_if, "netns", &a.name, "type", "veth", "peer", "name", &b_if, "netns",
+            &b.name,
+        ])?;
+        for (ns, ifn, v4, v6) in [
+            (&a, &a_if, Self::A4, Self::A6),
+            (&b, &b_if, Self::B4, Self::B6),
+        ] {
             ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifn])?;
             ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifn, "nodad"])?;
             ns.ip(&["link", "set", ifn, "up"])?;

@@ -237,12 +237,22 @@ fn write_pcapng_from_a_capture_decodes_identically_in_wstap_and_tshark() {
     let again = common::wstap_json(&out, &[]);
     let _ = std::fs::remove_file(&f);
     assert_eq!(common::named(&first.events, "ws_message").len(), 6);
-    assert_eq!(first.events, again.events, "decoding the -w file changed the events");
+    assert_eq!(
+        first.events, again.events,
+        "decoding the -w file changed the events"
+    );
 
     if tests::require_tool("write_pcapng_from_a_capture", "tshark") {
         let t = Command::new("tshark")
             .args(["-r", out.to_str().unwrap(), "-Y", "websocket.opcode == 1"])
-            .args(["-T", "fields", "-e", "tcp.srcport", "-e", "websocket.payload.text"])
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "websocket.payload.text",
+            ])
             .output()
             .unwrap();
         assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
@@ -253,7 +263,13 @@ fn write_pcapng_from_a_capture_decodes_identically_in_wstap_and_tshark() {
             .collect();
         let ours: Vec<String> = common::named(&first.events, "ws_message")
             .iter()
-            .map(|m| format!("{} {}", common::port_of(&m["src"]), m["text"].as_str().unwrap()))
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    common::port_of(&m["src"]),
+                    m["text"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(tshark, ours, "tshark decodes the -w file differently");
     }

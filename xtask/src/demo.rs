@@ -39,14 +39,32 @@ impl DemoNet {
             status(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]))?;
         }
         status(Command::new("ip").args([
-            "link", "add", &net.server_if, "netns", &net.server_ns, "type", "veth", "peer", "name",
-            client_if, "netns", &net.client_ns,
+            "link",
+            "add",
+            &net.server_if,
+            "netns",
+            &net.server_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            client_if,
+            "netns",
+            &net.client_ns,
         ]))?;
         for (ns, ifname, addr) in [
             (&net.server_ns, net.server_if.as_str(), SERVER_IP),
             (&net.client_ns, client_if, CLIENT_IP),
         ] {
-            status(Command::new("ip").args(["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", ifname]))?;
+            status(Command::new("ip").args([
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                ifname,
+            ]))?;
             status(Command::new("ip").args(["-n", ns, "link", "set", ifname, "up"]))?;
         }
         Ok(net)
@@ -123,7 +141,10 @@ pub fn run(wstap: &Path, json: bool) -> Result<()> {
     );
     wait_for_file(&ready, "the WebSocket server")?;
 
-    eprintln!("demo: wstap -i {} --port {PORT} (in the server's namespace)", net.server_if);
+    eprintln!(
+        "demo: wstap -i {} --port {PORT} (in the server's namespace)",
+        net.server_if
+    );
     let mut wstap_cmd = net.exec(&net.server_ns, wstap);
     wstap_cmd.args(["-i", &net.server_if, "--port", PORT]);
     if json {
@@ -188,5 +209,7 @@ pub fn run(wstap: &Path, json: bool) -> Result<()> {
 
 /// Sends SIGINT (Ctrl-C) to a process.
 fn sigint(pid: u32) {
-    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
 }

@@ -87,7 +87,10 @@ fn main() -> Result<()> {
 
 /// The workspace root.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
@@ -104,7 +107,9 @@ fn cargo() -> Command {
 
 /// Runs a command, failing with its name if it fails.
 fn status(cmd: &mut Command) -> Result<()> {
-    let st = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed ({st})");
     }
@@ -148,6 +153,8 @@ fn test(extra: &[String]) -> Result<()> {
         );
     }
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]).args(extra).env("WSTAP_BIN", &bin);
+    cmd.args(["test", "--workspace"])
+        .args(extra)
+        .env("WSTAP_BIN", &bin);
     status(&mut cmd)
 }

@@ -8,8 +8,14 @@ use anyhow::{bail, Context, Result};
 use crate::status;
 
 /// Debian packages the tests and the demo use.
-const DEBIAN_PACKAGES: &[&str] =
-    &["tshark", "tcpdump", "bpftool", "iproute2", "python3-websockets", "ethtool"];
+const DEBIAN_PACKAGES: &[&str] = &[
+    "tshark",
+    "tcpdump",
+    "bpftool",
+    "iproute2",
+    "python3-websockets",
+    "ethtool",
+];
 
 /// The bpf-linker release that links with LLVM 22 (the nightly's).
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -23,7 +29,9 @@ pub fn run() -> Result<()> {
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The eBPF crate is built with nightly's `-Z build-std=core`, which needs rust-src.
@@ -31,15 +39,31 @@ fn rust_src() -> Result<()> {
     let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
         eprintln!("xtask setup: installing the nightly toolchain (for the eBPF crate)");
-        status(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        status(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
     let installed = output(Command::new("rustup").args([
-        "component", "list", "--toolchain", "nightly", "--installed",
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
     ]))
     .unwrap_or_default();
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
         eprintln!("xtask setup: adding rust-src to the nightly toolchain");
-        status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        status(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     Ok(())
 }
@@ -68,36 +92,23 @@ fn bpf_linker() -> Result<()> {
         "-C link-arg=-Wl,-rpath,{dir} -C link-arg={dir}/{lib}",
         dir = lib_dir.display()
     );
-    status(
-        Command::new("cargo")
-            .args([
-                "install",
-                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-                "--locked",
-                "--no-default-features",
-                "--features",
-                "llvm-22,no-llvm-linking",
-            ])
-            .env("RUSTFLAGS", rustflags),
-    )
-    .or_else(|_| {
-        // --locked can fail when the lock file names a yanked crate; retry unlocked.
-        let rustflags = format!(
-            "-C link-arg=-Wl,-rpath,{dir} -C link-arg={dir}/{lib}",
-            dir = lib_dir.display()
-        );
-        status(
-            Command::new("cargo")
-                .args([
-                    "install",
-                    &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-                    "--no-default-features",
-                    "--features",
-                    "llvm-22,no-llvm-linking",
-                ])
-                .env("RUSTFLAGS", rustflags),
-        )
-    })
+    let install = |locked: bool| {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}")]);
+        if locked {
+            cmd.arg("--locked");
+        }
+        cmd.args([
+            "--no-default-features",
+            "--features",
+            "llvm-22,no-llvm-linking",
+        ])
+        .env("RUSTFLAGS", &rustflags);
+        status(&mut cmd)
+    };
+    // --locked can fail when the published lock file names a yanked crate;
+    // retry with fresh resolution then.
+    install(true).or_else(|_| install(false))
 }
 
 fn debian_packages() -> Result<()> {

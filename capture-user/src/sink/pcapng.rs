@@ -208,13 +208,11 @@ mod tests {
         }
     }
 
-    /// Reads back (interface id, timestamp ns, data) of every packet.
-    fn read_back(
-        bytes: &[u8],
-    ) -> (
-        Vec<InterfaceDescriptionBlock<'static>>,
-        Vec<(u32, u128, Vec<u8>)>,
-    ) {
+    /// (interface id, timestamp ns, data) of one packet read back.
+    type ReadPacket = (u32, u128, Vec<u8>);
+
+    /// Reads back the interfaces and every packet.
+    fn read_back(bytes: &[u8]) -> (Vec<InterfaceDescriptionBlock<'static>>, Vec<ReadPacket>) {
         let mut r = PcapNgReader::new(bytes).unwrap();
         let mut ifaces = vec![];
         let mut packets = vec![];
