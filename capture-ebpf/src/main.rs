@@ -15,9 +15,12 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_UNSPEC},
+    bindings::{
+        xdp_action, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, TC_ACT_UNSPEC,
+    },
     helpers::{
-        bpf_ktime_get_ns, bpf_ringbuf_output, bpf_skb_load_bytes, bpf_xdp_get_buff_len,
+        bpf_ktime_get_ns, bpf_ringbuf_output, bpf_ringbuf_query, bpf_skb_load_bytes,
+        bpf_xdp_get_buff_len,
         bpf_xdp_load_bytes,
     },
     macros::{classifier, map, xdp},
@@ -60,6 +63,10 @@ static FILTER_HOSTS: Global<u8> = Global::new(0);
 /// Nonzero: only ports marked in PORTS pass.
 #[no_mangle]
 static FILTER_PORTS: Global<u8> = Global::new(0);
+
+/// See `capture_common::GLOBAL_WAKEUP_BYTES`.
+#[no_mangle]
+static WAKEUP_BYTES: Global<u64> = Global::new(0);
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
@@ -456,7 +463,7 @@ fn emit<P: Packet>(p: &P, seg: &Seg, direction: u8) {
                 &RECORDS as *const _ as *mut _,
                 scratch as *mut Scratch as *mut _,
                 size,
-                0,
+                wakeup_flags(size),
             )
         };
         if r < 0 {
@@ -505,3 +512,20 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[link_section = "license"]
 #[no_mangle]
 static LICENSE: [u8; 4] = *b"GPL\0";
+
+/// Ring output flags: wake the reader only when enough data waits (see
+/// `capture_common::GLOBAL_WAKEUP_BYTES`).
+#[inline(always)]
+fn wakeup_flags(size: u64) -> u64 {
+    let threshold = WAKEUP_BYTES.load();
+    if threshold == 0 {
+        return 0;
+    }
+    // SAFETY: RECORDS is a ring buffer map; the query only reads its positions.
+    let waiting = unsafe { bpf_ringbuf_query(&RECORDS as *const _ as *mut _, BPF_RB_AVAIL_DATA as u64) };
+    if waiting + size >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}

@@ -927,7 +927,10 @@ mod kernel {
     use super::*;
 
     /// Traffic for this section: (label, client arguments).
-    fn workloads() -> Vec<(&'static str, Vec<String>)> {
+    /// (label, client arguments, delivered?): delivered workloads talk to
+    /// the filtered port, the rejected one to [`OTHER_PORT`], which the
+    /// kernel filter drops after parsing.
+    fn workloads() -> Vec<(&'static str, Vec<String>, bool)> {
         vec![
             (
                 "bulk: 1 MiB binary messages, 50 MiB each way",
@@ -939,15 +942,27 @@ mod kernel {
                 ]
                 .map(String::from)
                 .to_vec(),
+                true,
             ),
             (
                 "small: 50,000 text messages each way",
                 ["--conversation", "small", "--count", "50000"]
                     .map(String::from)
                     .to_vec(),
+                true,
+            ),
+            (
+                "small, other port: rejected by the port filter",
+                ["--conversation", "small", "--count", "50000"]
+                    .map(String::from)
+                    .to_vec(),
+                false,
             ),
         ]
     }
+
+    /// A second server's port, outside wstap's `--port` filter.
+    const OTHER_PORT: &str = "9003";
 
     /// Restores `kernel.bpf_stats_enabled` on drop.
     struct BpfStats(String);
@@ -1082,8 +1097,26 @@ mod kernel {
                 .spawn()
                 .context("starting the WebSocket server")?,
         );
+        let ready_other = work.join("other.ready");
+        let _other_server = Reaper(
+            ns.exec(py)
+                .arg(&peer)
+                .args([
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    OTHER_PORT,
+                    "--no-compression",
+                    "--ready",
+                ])
+                .arg(&ready_other)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the second WebSocket server")?,
+        );
         let t0 = Instant::now();
-        while !ready.exists() {
+        while !ready.exists() || !ready_other.exists() {
             if t0.elapsed() > Duration::from_secs(20) {
                 bail!("the WebSocket server did not start within 20 s");
             }
@@ -1093,7 +1126,8 @@ mod kernel {
         let snapshot =
             || -> Result<Vec<(String, u64, u64)>> { ids.iter().map(|&i| prog_stats(i)).collect() };
         let mut rows = Vec::new();
-        for (label, args) in workloads() {
+        for (label, args, delivered) in workloads() {
+            let port = if delivered { port } else { OTHER_PORT };
             let before = snapshot()?;
             let st = ns
                 .exec(py)
@@ -1121,7 +1155,10 @@ mod kernel {
                     continue;
                 }
                 rows.push(vec![
-                    label.to_string(),
+                    format!(
+                        "{label} ({})",
+                        if delivered { "delivered" } else { "rejected" }
+                    ),
                     name.clone(),
                     fmt_count(dn),
                     format!("{:.1}", dt as f64 / 1e6),

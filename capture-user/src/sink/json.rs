@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 
-use super::{shorten, split_ts, Output};
+use super::{push_addr, push_padded, push_u64, shorten, split_ts, ConnCache, Output};
 use crate::event::{Event, EventKind, EventSink, MessageKind};
 use crate::source::Segment;
 
@@ -19,6 +19,11 @@ pub struct JsonSink<W: Write> {
     err: Option<io::Error>,
     payload_max: Option<usize>,
     line: Vec<u8>,
+    /// `,"conn":..,"src":..,"dst":..,"dir":..` of recent events.
+    conns: ConnCache,
+    /// The seconds of the last timestamp written and their digits.
+    ts_sec: u64,
+    ts_sec_digits: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -30,7 +35,24 @@ impl<W: Write> JsonSink<W> {
             err: None,
             payload_max,
             line: Vec::with_capacity(256),
+            conns: ConnCache::new(),
+            ts_sec: u64::MAX,
+            ts_sec_digits: Vec::new(),
         }
+    }
+
+    /// Starts a line with `{"ts":SECONDS.NANOSECONDS` (nine digits).
+    fn start_ts(&mut self, ts_ns: u64) {
+        let (s, ns) = split_ts(ts_ns);
+        if s != self.ts_sec {
+            self.ts_sec = s;
+            self.ts_sec_digits.clear();
+            push_u64(&mut self.ts_sec_digits, s);
+        }
+        self.line.extend_from_slice(b"{\"ts\":");
+        self.line.extend_from_slice(&self.ts_sec_digits);
+        self.line.push(b'.');
+        push_padded::<9>(&mut self.line, ns);
     }
 
     fn flush_line(&mut self) {
@@ -55,6 +77,10 @@ impl<'a> Obj<'a> {
         b.push(b'{');
         Obj { b, first: true }
     }
+    /// Goes on with an object whose `{` and first fields are already in `b`.
+    fn resume(b: &'a mut Vec<u8>) -> Self {
+        Obj { b, first: false }
+    }
     fn key(&mut self, k: &str) {
         if !self.first {
             self.b.push(b',');
@@ -69,6 +95,14 @@ impl<'a> Obj<'a> {
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *self.b, v);
     }
+    /// A string known to need no escaping (names from this crate).
+    fn name(&mut self, k: &str, v: &'static str) {
+        debug_assert!(v.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\'));
+        self.key(k);
+        self.b.push(b'"');
+        self.b.extend_from_slice(v.as_bytes());
+        self.b.push(b'"');
+    }
     fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
@@ -76,20 +110,18 @@ impl<'a> Obj<'a> {
     }
     fn num(&mut self, k: &str, v: u64) {
         self.key(k);
-        let _ = write!(self.b, "{v}");
+        push_u64(self.b, v);
     }
     fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.b.extend_from_slice(if v { b"true" } else { b"false" });
     }
-    fn raw(&mut self, k: &str, v: &str) {
-        self.key(k);
-        self.b.extend_from_slice(v.as_bytes());
-    }
     fn addr(&mut self, k: &str, a: SocketAddr) {
-        // SocketAddr's Display already writes IPv6 as [ip]:port.
+        // Written as SocketAddr's Display does: IPv6 as [ip]:port.
         self.key(k);
-        let _ = write!(self.b, "\"{a}\"");
+        self.b.push(b'"');
+        push_addr(self.b, a);
+        self.b.push(b'"');
     }
     /// Payload as `text` when it is UTF-8 (and `prefer_text`), else
     /// `data_b64`; cut at `max` with `payload_truncated`.
@@ -140,14 +172,17 @@ impl<W: Write> EventSink for JsonSink<W> {
             return;
         }
         let max = self.payload_max;
-        let mut o = Obj::new(&mut self.line);
-        let (s, ns) = split_ts(ev.ts_ns);
-        o.raw("ts", &format!("{s}.{ns:09}"));
-        o.num("conn", ev.conn);
-        o.addr("src", ev.src);
-        o.addr("dst", ev.dst);
-        o.str("dir", ev.dir.as_str());
-        o.str("event", ev.kind.name());
+        self.start_ts(ev.ts_ns);
+        let conn = self.conns.get((ev.conn, ev.src, ev.dst, ev.dir), |b| {
+            let mut o = Obj::resume(b);
+            o.num("conn", ev.conn);
+            o.addr("src", ev.src);
+            o.addr("dst", ev.dst);
+            o.name("dir", ev.dir.as_str());
+        });
+        self.line.extend_from_slice(conn);
+        let mut o = Obj::resume(&mut self.line);
+        o.name("event", ev.kind.name());
         match &ev.kind {
             EventKind::WsOpen {
                 host,
@@ -186,7 +221,7 @@ impl<W: Write> EventSink for JsonSink<W> {
                 invalid_utf8,
                 truncated,
             } => {
-                o.str("opcode", opcode(*kind));
+                o.name("opcode", opcode(*kind));
                 o.num("len", *len);
                 o.num("wire_len", *wire_len);
                 o.bool("compressed", *compressed);
@@ -256,9 +291,8 @@ impl<W: Write> Output for JsonSink<W> {
             return;
         }
         let max = self.payload_max;
-        let mut o = Obj::new(&mut self.line);
-        let (s, ns) = split_ts(seg.ts_ns);
-        o.raw("ts", &format!("{s}.{ns:09}"));
+        self.start_ts(seg.ts_ns);
+        let mut o = Obj::resume(&mut self.line);
         o.addr("src", seg.src);
         o.addr("dst", seg.dst);
         o.str("event", "tcp_segment");

@@ -5,10 +5,9 @@
 //! show a short hex preview. Without `--payload-max`, text shows at most 256
 //! bytes and binary 32, so one huge message cannot flood the terminal.
 
-use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 
-use super::{shorten, split_ts, Output};
+use super::{push_addr, push_padded, push_u64, shorten, split_ts, ConnCache, Output};
 use crate::event::{Event, EventKind, EventSink, MessageKind};
 use crate::source::{tcp_flags, Segment};
 
@@ -22,7 +21,13 @@ pub struct TextSink<W: Write> {
     payload_max: Option<usize>,
     /// `--hex`: end `--segments` lines with the payload in hex.
     segment_hex: bool,
-    line: String,
+    /// The line being built (always UTF-8: only `str` pieces go in).
+    line: Vec<u8>,
+    /// ` #conn src → dst ` of recent events.
+    conns: ConnCache,
+    /// The seconds of the last timestamp written and their `HH:MM:SS.`.
+    ts_sec: u64,
+    ts_sec_text: [u8; 9],
 }
 
 impl<W: Write> TextSink<W> {
@@ -32,8 +37,30 @@ impl<W: Write> TextSink<W> {
             err: None,
             payload_max,
             segment_hex: false,
-            line: String::with_capacity(256),
+            line: Vec::with_capacity(256),
+            conns: ConnCache::new(),
+            ts_sec: u64::MAX,
+            ts_sec_text: [0; 9],
         }
+    }
+
+    /// Appends `HH:MM:SS.micro` (UTC time of day).
+    fn time_of_day(&mut self, ts_ns: u64) {
+        let (s, ns) = split_ts(ts_ns);
+        if s != self.ts_sec {
+            self.ts_sec = s;
+            let mut t = Vec::with_capacity(9);
+            let day = s % 86_400;
+            push_padded::<2>(&mut t, (day / 3600) as u32);
+            t.push(b':');
+            push_padded::<2>(&mut t, (day / 60 % 60) as u32);
+            t.push(b':');
+            push_padded::<2>(&mut t, (day % 60) as u32);
+            t.push(b'.');
+            self.ts_sec_text.copy_from_slice(&t);
+        }
+        self.line.extend_from_slice(&self.ts_sec_text);
+        push_padded::<6>(&mut self.line, ns / 1000);
     }
 
     /// With `--segments`: print each segment's whole payload in hex (cut at
@@ -44,9 +71,9 @@ impl<W: Write> TextSink<W> {
     }
 
     fn flush_line(&mut self) {
-        self.line.push('\n');
+        self.line.push(b'\n');
         if self.err.is_none() {
-            if let Err(e) = self.out.write_all(self.line.as_bytes()) {
+            if let Err(e) = self.out.write_all(&self.line) {
                 self.err = Some(e);
             }
         }
@@ -55,50 +82,70 @@ impl<W: Write> TextSink<W> {
 
     /// Appends the payload: quoted text (escaped) or a hex preview.
     fn payload(&mut self, p: &[u8], as_text: bool) {
-        let text = as_text.then(|| std::str::from_utf8(p).ok()).flatten();
+        let text = as_text
+            .then(|| simdutf8::basic::from_utf8(p).ok())
+            .flatten();
         let l = &mut self.line;
         match text {
             Some(_) => {
                 let max = self.payload_max.unwrap_or(DEFAULT_TEXT_PREVIEW);
                 let (shown, cut) = shorten(p, Some(max), true);
-                l.push_str(" \"");
+                l.extend_from_slice(b" \"");
                 escape_into(l, std::str::from_utf8(shown).unwrap_or_default());
-                l.push('"');
+                l.push(b'"');
                 if cut {
-                    l.push('…');
+                    l.extend_from_slice(ELLIPSIS);
                 }
             }
             None => {
                 let max = self.payload_max.unwrap_or(DEFAULT_HEX_PREVIEW);
                 let (shown, cut) = shorten(p, Some(max), false);
                 if !shown.is_empty() {
-                    l.push_str(" hex:");
+                    l.extend_from_slice(b" hex:");
                 }
-                for b in shown {
-                    let _ = write!(l, "{b:02x}");
-                }
+                push_hex(l, shown);
                 if cut {
-                    l.push('…');
+                    l.extend_from_slice(ELLIPSIS);
                 }
             }
         }
     }
 }
 
-/// Escapes control characters, quotes and backslashes.
-fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
+const ELLIPSIS: &[u8] = "…".as_bytes();
+
+/// Appends bytes as lowercase hex, two digits each.
+fn push_hex(out: &mut Vec<u8>, p: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(p.len() * 2);
+    for &b in p {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
+    }
+}
+
+/// Escapes control characters, quotes and backslashes. Runs of printable
+/// ASCII are copied as they are.
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    let mut rest = s;
+    loop {
+        let n = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
+        out.extend_from_slice(&rest.as_bytes()[..n]);
+        rest = &rest[n..];
+        let Some(c) = rest.chars().next() else { return };
         match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
             c if c.is_control() => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
-            c => out.push(c),
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
+        rest = &rest[c.len_utf8()..];
     }
 }
 
@@ -120,34 +167,24 @@ pub fn flag_letters(flags: u8) -> String {
     s
 }
 
-fn time_of_day(l: &mut String, ts_ns: u64) {
-    let (s, ns) = split_ts(ts_ns);
-    let day = s % 86_400;
-    let _ = write!(
-        l,
-        "{:02}:{:02}:{:02}.{:06}",
-        day / 3600,
-        day / 60 % 60,
-        day % 60,
-        ns / 1000
-    );
-}
-
 impl<W: Write> EventSink for TextSink<W> {
     fn event(&mut self, ev: &Event<'_>) {
         if self.err.is_some() {
             return;
         }
+        self.time_of_day(ev.ts_ns);
+        let conn = self.conns.get((ev.conn, ev.src, ev.dst, ev.dir), |b| {
+            b.extend_from_slice(b" #");
+            push_u64(b, ev.conn);
+            b.push(b' ');
+            push_addr(b, ev.src);
+            b.extend_from_slice(" → ".as_bytes());
+            push_addr(b, ev.dst);
+            b.push(b' ');
+        });
         let l = &mut self.line;
-        time_of_day(l, ev.ts_ns);
-        let _ = write!(
-            l,
-            " #{} {} → {} {}",
-            ev.conn,
-            ev.src,
-            ev.dst,
-            ev.kind.name()
-        );
+        l.extend_from_slice(conn);
+        l.extend_from_slice(ev.kind.name().as_bytes());
         match &ev.kind {
             EventKind::WsOpen {
                 host,
@@ -165,7 +202,7 @@ impl<W: Write> EventSink for TextSink<W> {
                     let _ = write!(l, " extensions={e:?}");
                 }
                 if !accept_valid {
-                    l.push_str(" ACCEPT-MISMATCH");
+                    l.extend_from_slice(b" ACCEPT-MISMATCH");
                 }
             }
             EventKind::WsUpgradeFailed { status, reason } => {
@@ -185,18 +222,21 @@ impl<W: Write> EventSink for TextSink<W> {
                     MessageKind::Text => "text",
                     MessageKind::Binary => "binary",
                 };
-                let _ = write!(l, " {k} len={len}");
+                l.push(b' ');
+                l.extend_from_slice(k.as_bytes());
+                l.extend_from_slice(b" len=");
+                push_u64(l, *len);
                 if *compressed {
-                    l.push_str(" deflate");
+                    l.extend_from_slice(b" deflate");
                 }
                 if *fragments > 1 {
                     let _ = write!(l, " fragments={fragments}");
                 }
                 if *truncated {
-                    l.push_str(" TRUNCATED");
+                    l.extend_from_slice(b" TRUNCATED");
                 }
                 if *invalid_utf8 {
-                    l.push_str(" INVALID-UTF8");
+                    l.extend_from_slice(" INVALID-UTF8");
                 }
                 self.payload(payload, *kind == MessageKind::Text);
             }
@@ -209,7 +249,7 @@ impl<W: Write> EventSink for TextSink<W> {
                     Some(c) => {
                         let _ = write!(l, " code={c}");
                     }
-                    None => l.push_str(" (no code)"),
+                    None => l.extend_from_slice(b" (no code)"),
                 }
                 if !reason.is_empty() {
                     self.payload(reason, true);
@@ -245,7 +285,7 @@ impl<W: Write> EventSink for TextSink<W> {
                 let _ = write!(l, " {reason}");
             }
             EventKind::ConnClose { reset } => {
-                l.push_str(if *reset { " reset" } else { " fin" });
+                l.extend_from_slice(if *reset { " reset" } else { " fin" }.as_bytes());
             }
         }
         self.flush_line();
@@ -257,8 +297,8 @@ impl<W: Write> Output for TextSink<W> {
         if self.err.is_some() {
             return;
         }
+        self.time_of_day(seg.ts_ns);
         let l = &mut self.line;
-        time_of_day(l, seg.ts_ns);
         let _ = write!(
             l,
             " {} → {} [{}] seq={} ack={} win={} len={}",
@@ -273,13 +313,11 @@ impl<W: Write> Output for TextSink<W> {
         if self.segment_hex {
             let (shown, cut) = shorten(seg.payload, self.payload_max, false);
             if !shown.is_empty() {
-                l.push_str(" hex:");
+                l.extend_from_slice(b" hex:");
             }
-            for b in shown {
-                let _ = write!(l, "{b:02x}");
-            }
+            push_hex(l, shown);
             if cut {
-                l.push('…');
+                l.extend_from_slice(ELLIPSIS);
             }
         }
         self.flush_line();

@@ -275,6 +275,17 @@ fn is_loopback(name: &str, index: u32) -> bool {
     }
 }
 
+/// How often user space looks into the ring without a kernel wakeup: the
+/// longest a record below the wakeup threshold waits to be decoded.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Fill level at which the kernel wakes the reader: an eighth of the ring,
+/// at most 256 KiB, so a burst is read long before the ring is full while a
+/// trickle costs no wakeups at all (the poll timer finds it).
+pub fn wakeup_bytes(ring_size: u32) -> u64 {
+    (u64::from(ring_size) / 8).clamp(1, 256 << 10)
+}
+
 /// Rounds a requested ring size up to a power of two, at least one page.
 pub fn ring_size_for(requested: u32) -> u32 {
     // SAFETY: sysconf has no preconditions.
@@ -317,6 +328,7 @@ impl Tap {
             .map_max_entries(capture_common::MAP_RING, ring_size)
             .override_global(capture_common::GLOBAL_FILTER_HOSTS, &hosts_on, true)
             .override_global(capture_common::GLOBAL_FILTER_PORTS, &ports_on, true)
+            .override_global(capture_common::GLOBAL_WAKEUP_BYTES, &wakeup_bytes(ring_size), true)
             .override_global(aya_log::LEVEL, &log_level, false)
             .load(EBPF_OBJECT)
             .map_err(|e| match &e {
@@ -482,13 +494,20 @@ impl Tap {
     /// before the wait completes.
     pub async fn next_batch(&mut self, mut f: impl FnMut(Record<'_>)) -> Result<usize, TapError> {
         loop {
-            let mut guard = self.ring.readable_mut().await?;
-            let n = drain(guard.get_inner_mut(), &mut f);
-            guard.clear_ready();
-            // Records may have arrived between the last read and clear_ready;
-            // the ring's epoll notification covers them, but drain once more
-            // to be sure nothing waits for the next wakeup.
-            let n = n + drain(guard.get_inner_mut(), &mut f);
+            // The kernel wakes us only when the ring fills past
+            // `wakeup_bytes`; smaller amounts are picked up by this timer.
+            let n = match tokio::time::timeout(POLL_INTERVAL, self.ring.readable_mut()).await {
+                Ok(guard) => {
+                    let mut guard = guard?;
+                    let n = drain(guard.get_inner_mut(), &mut f);
+                    guard.clear_ready();
+                    // Records may have arrived between the last read and
+                    // clear_ready; drain once more so none waits for the
+                    // next wakeup.
+                    n + drain(guard.get_inner_mut(), &mut f)
+                }
+                Err(_) => drain(self.ring.get_mut(), &mut f),
+            };
             if n > 0 {
                 return Ok(n);
             }
