@@ -146,8 +146,13 @@ impl Session {
         match &mut half {
             Half::Detect(b) => b.clear(),
             Half::Http { body, .. } => {
+                // A gap inside a length-delimited body is skipped. Anywhere
+                // else the HTTP framing is lost; the likeliest cause is a
+                // snap length that cut the upgrade handshake, so look for
+                // WebSocket frames after it (the resync rules give up
+                // quietly on plain HTTP).
                 if !body.as_mut().is_some_and(|b| b.gap(bytes)) {
-                    half = Half::Ignore;
+                    half = Half::Ws(Box::new(WsStream::hunting()));
                 }
             }
             Half::AwaitUpgrade { early, lost } => {

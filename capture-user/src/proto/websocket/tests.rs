@@ -565,6 +565,41 @@ fn gap_before_upgrade_reply_hunts_client_frames() {
     );
 }
 
+/// A snap length that cuts the request and the 101 reply (both heads end in
+/// a gap) must not lose the frames after them: both halves hunt for frames.
+#[test]
+fn handshake_heads_cut_by_gaps_still_decode_frames() {
+    let r = req(None);
+    let a = resp(ACCEPT, None);
+    let mut c = frame(true, 0, 1, Some(MASK), b"client one");
+    c.extend(frame(true, 0, 1, Some(MASK), b"client two"));
+    let mut sv = frame(true, 0, 1, None, b"server one");
+    sv.extend(frame(true, 0, 1, None, b"server two"));
+    let v = run(&[
+        Data(I, r[..20].to_vec()),
+        Gap(I, (r.len() - 20) as u64),
+        Data(R, a[..20].to_vec()),
+        Gap(R, (a.len() - 20) as u64),
+        Data(I, c),
+        Data(R, sv),
+    ]);
+    let texts: Vec<(Side, Vec<u8>)> = v
+        .iter()
+        .filter(|r| r.kind.name() == "ws_message")
+        .map(|r| (r.side, msg(r).1))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (I, b"client one".to_vec()),
+            (I, b"client two".to_vec()),
+            (R, b"server one".to_vec()),
+            (R, b"server two".to_vec()),
+        ],
+        "{v:?}"
+    );
+}
+
 #[test]
 fn stream_end_flushes_cut_message() {
     let f = frame(true, 0, 1, None, b"cut short here");
