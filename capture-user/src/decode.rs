@@ -6,7 +6,7 @@
 //! connection id and addresses here. Flow-level facts (gaps, overlaps,
 //! evictions, close) become events too, so nothing is lost silently.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::event::{ConnId, Direction, Event, EventKind, EventSink};
 use crate::flow::{FlowConfig, FlowEvent, FlowEventKind, FlowStats, FlowTable, Release};
@@ -63,7 +63,7 @@ impl Decoder {
         Decoder {
             flows: FlowTable::new(cfg.flow.clone()),
             cfg,
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             stats: DecodeStats::default(),
             last_ts_ns: 0,
         }
@@ -164,9 +164,10 @@ fn on_flow_event(
             }
         }
         FlowEventKind::Gap(bytes) => {
-            let known = sessions.get(&conn).is_some_and(|c| c.initiator_known);
+            let c = sessions.get_mut(&conn);
+            let known = c.as_ref().is_some_and(|c| c.initiator_known);
             emit_flow(fe.side, known, EventKind::Gap { bytes }, stats);
-            if let Some(c) = sessions.get_mut(&conn) {
+            if let Some(c) = c {
                 let (ini, resp) = (fe.initiator, fe.responder);
                 c.session.on_gap(fe.side, bytes, &mut |pe| {
                     emit_proto(ts_ns, conn, ini, resp, pe, stats, sink)

@@ -52,7 +52,7 @@ pub fn check_workers(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// Decoder threads for live capture: `--workers N`, default 1 (one thread
-/// decoding straight from ring memory measured best; see the README).
+/// decoding straight from ring memory measured best; see `app::live`).
 pub fn live_workers(cli: &Cli) -> anyhow::Result<usize> {
     match cli.workers {
         None => Ok(1),

@@ -17,6 +17,11 @@
 //!
 //! `-w FILE.pcapng` also writes every captured segment, rebuilt as an
 //! Ethernet frame. `--stats` prints a status line on stderr every second.
+//! `--workers N` (N > 1) decodes on N threads, connections sharded (see
+//! [`super::shards`]); the default, one thread decoding in place from ring
+//! memory, measured best on a 2-core machine (4.3 GB over two connections:
+//! 1.45-1.51 s CPU with one thread, 1.77-1.93 s with two, same wall time, no
+//! records lost either way).
 //! On stderr, once attached: `listening on IFACE (HOW), ring N bytes`; at
 //! the end:
 //!
@@ -84,7 +89,7 @@ enum Mode {
     /// Decode WebSocket conversations (the default).
     Decode(Box<Decoder>),
     /// `--workers N`: decode on N threads, connections sharded.
-    Sharded(Shards),
+    Sharded(Box<Shards>),
     /// `--segments --format json`: one `tcp_segment` object per segment.
     SegmentJson,
     /// `--segments` in text: the tcpdump-like line with interface and
@@ -116,7 +121,7 @@ impl Live {
     fn new(cli: &Cli) -> anyhow::Result<Live> {
         let workers = common::live_workers(cli)?;
         let mode = match (cli.segments, cli.format) {
-            (false, _) if workers > 1 => Mode::Sharded(Shards::start(cli, workers)?),
+            (false, _) if workers > 1 => Mode::Sharded(Box::new(Shards::start(cli, workers)?)),
             (false, _) => Mode::Decode(Box::new(Decoder::new(common::decode_config(cli)))),
             (true, Format::Json) => Mode::SegmentJson,
             (true, Format::Text) => Mode::SegmentLines(

@@ -19,8 +19,10 @@
 pub mod half;
 pub mod seq;
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
+
+use foldhash::HashMap;
 
 use crate::event::ConnId;
 use crate::proto::Side;
@@ -194,6 +196,8 @@ fn half_kind(h: HalfOut<'_>) -> FlowEventKind<'_> {
 /// All connections of a capture.
 pub struct FlowTable {
     cfg: FlowConfig,
+    /// Keys come from the network: foldhash is fast and seeded per table
+    /// (no HashDoS with chosen addresses).
     flows: HashMap<Key, Flow>,
     next_id: ConnId,
     stats: FlowStats,
@@ -206,7 +210,7 @@ impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
         FlowTable {
             cfg,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             next_id: 1,
             stats: FlowStats::default(),
             now_ns: 0,
@@ -249,45 +253,45 @@ impl FlowTable {
         let ack = seg.has(tcp_flags::ACK);
         // A fresh SYN on a closed connection's endpoints starts a new one.
         if syn && !ack {
-            if let Some(f) = self.flows.get(&key) {
-                if f.closed {
-                    self.flows.remove(&key);
+            if let Entry::Occupied(e) = self.flows.entry(key) {
+                if e.get().closed {
+                    e.remove();
                 }
             }
         }
-        if !self.flows.contains_key(&key) {
-            if seg.payload.is_empty() && lost == 0 && !syn {
-                self.stats.untracked_segments += 1;
-                return;
+        let flow = match self.flows.get_mut(&key) {
+            Some(flow) => flow,
+            None => {
+                if seg.payload.is_empty() && lost == 0 && !syn {
+                    self.stats.untracked_segments += 1;
+                    return;
+                }
+                if self.flows.len() >= self.cfg.max_flows.max(1) {
+                    self.evict_batch(out);
+                }
+                let (initiator, responder, known) = match (syn, ack) {
+                    (true, false) => (seg.src, seg.dst, true),
+                    (true, true) => (seg.dst, seg.src, true),
+                    _ => (seg.src, seg.dst, false),
+                };
+                let flow = Flow {
+                    id: self.next_id,
+                    initiator,
+                    responder,
+                    halves: Default::default(),
+                    last_ns: self.now_ns,
+                    closed: false,
+                };
+                self.next_id += 1;
+                self.stats.connections += 1;
+                out(flow.event(
+                    Side::Initiator,
+                    FlowEventKind::Open {
+                        initiator_known: known,
+                    },
+                ));
+                self.flows.entry(key).insert_entry(flow).into_mut()
             }
-            if self.flows.len() >= self.cfg.max_flows.max(1) {
-                self.evict_batch(out);
-            }
-            let (initiator, responder, known) = match (syn, ack) {
-                (true, false) => (seg.src, seg.dst, true),
-                (true, true) => (seg.dst, seg.src, true),
-                _ => (seg.src, seg.dst, false),
-            };
-            let flow = Flow {
-                id: self.next_id,
-                initiator,
-                responder,
-                halves: Default::default(),
-                last_ns: self.now_ns,
-                closed: false,
-            };
-            self.next_id += 1;
-            self.stats.connections += 1;
-            out(flow.event(
-                Side::Initiator,
-                FlowEventKind::Open {
-                    initiator_known: known,
-                },
-            ));
-            self.flows.insert(key, flow);
-        }
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
         };
         flow.last_ns = self.now_ns;
         if flow.closed {

@@ -1,23 +1,29 @@
 //! JSON Lines output: one object per event, fields documented in
 //! `capture-user/JSON.md` (stable names; new fields may be added).
 //!
-//! Objects are written field by field straight into the `BufWriter` (strings
-//! escaped by serde_json), so a message costs no intermediate `Value` tree.
+//! Objects are written field by field straight into the output buffer
+//! (strings escaped as serde_json escapes them), so a message costs no
+//! intermediate `Value` tree; the connection part of a line is formatted once
+//! per connection and direction.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use base64::Engine;
 
-use super::{push_addr, push_padded, push_u64, shorten, split_ts, ConnCache, Output};
+use super::{
+    push_addr, push_json_str, push_padded, push_u64, shorten, split_ts, write_out, ConnCache,
+    Output, OUT_CHUNK,
+};
 use crate::event::{Event, EventKind, EventSink, MessageKind};
 use crate::source::Segment;
 
 /// Writes events as JSON Lines.
 pub struct JsonSink<W: Write> {
-    out: BufWriter<W>,
+    out: W,
     err: Option<io::Error>,
     payload_max: Option<usize>,
+    /// Finished lines not yet written out, then the line being built.
     line: Vec<u8>,
     /// `,"conn":..,"src":..,"dst":..,"dir":..` of recent events.
     conns: ConnCache,
@@ -31,10 +37,10 @@ impl<W: Write> JsonSink<W> {
     /// (`--payload-max`); the event says `"payload_truncated": true` then.
     pub fn new(w: W, payload_max: Option<usize>) -> Self {
         JsonSink {
-            out: BufWriter::with_capacity(1 << 16, w),
+            out: w,
             err: None,
             payload_max,
-            line: Vec::with_capacity(256),
+            line: Vec::with_capacity(OUT_CHUNK + 4096),
             conns: ConnCache::new(),
             ts_sec: u64::MAX,
             ts_sec_digits: Vec::new(),
@@ -57,12 +63,16 @@ impl<W: Write> JsonSink<W> {
 
     fn flush_line(&mut self) {
         self.line.push(b'\n');
-        if self.err.is_none() {
-            if let Err(e) = self.out.write_all(&self.line) {
-                self.err = Some(e);
-            }
+        if self.line.len() >= OUT_CHUNK {
+            write_out(&mut self.out, &mut self.line, &mut self.err);
         }
-        self.line.clear();
+    }
+}
+
+impl<W: Write> Drop for JsonSink<W> {
+    /// Writes what is left, as a `BufWriter` would (errors ignored).
+    fn drop(&mut self) {
+        write_out(&mut self.out, &mut self.line, &mut self.err);
     }
 }
 
@@ -92,12 +102,13 @@ impl<'a> Obj<'a> {
     }
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.b, v);
+        push_json_str(self.b, v);
     }
     /// A string known to need no escaping (names from this crate).
     fn name(&mut self, k: &str, v: &'static str) {
-        debug_assert!(v.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\'));
+        debug_assert!(v
+            .bytes()
+            .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\'));
         self.key(k);
         self.b.push(b'"');
         self.b.extend_from_slice(v.as_bytes());
@@ -131,9 +142,9 @@ impl<'a> Obj<'a> {
             .flatten();
         let (shown, cut) = shorten(p, max, text.is_some());
         match text {
-            Some(_) => {
-                // A prefix of valid UTF-8 cut at a character boundary is valid.
-                let s = std::str::from_utf8(shown).unwrap_or_default();
+            Some(t) => {
+                // Cut at a character boundary: a prefix of the checked text.
+                let s = t.get(..shown.len()).unwrap_or_default();
                 self.str("text", s);
             }
             None => {
@@ -221,9 +232,14 @@ impl<W: Write> EventSink for JsonSink<W> {
                 invalid_utf8,
                 truncated,
             } => {
-                o.name("opcode", opcode(*kind));
-                o.num("len", *len);
-                o.num("wire_len", *wire_len);
+                // The fixed part in few pieces (same fields as one by one).
+                o.b.extend_from_slice(match kind {
+                    MessageKind::Text => &b",\"opcode\":\"text\",\"len\":"[..],
+                    MessageKind::Binary => &b",\"opcode\":\"binary\",\"len\":"[..],
+                });
+                push_u64(o.b, *len);
+                o.b.extend_from_slice(b",\"wire_len\":");
+                push_u64(o.b, *wire_len);
                 o.bool("compressed", *compressed);
                 o.num("fragments", (*fragments).into());
                 o.bool("truncated", *truncated);
@@ -311,6 +327,7 @@ impl<W: Write> Output for JsonSink<W> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        write_out(&mut self.out, &mut self.line, &mut self.err);
         if let Some(e) = self.err.take() {
             return Err(e);
         }

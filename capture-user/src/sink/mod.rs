@@ -49,6 +49,55 @@ pub fn split_ts(ts_ns: u64) -> (u64, u32) {
     (ts_ns / 1_000_000_000, (ts_ns % 1_000_000_000) as u32)
 }
 
+/// Output is built in place, line after line, in one buffer that is written
+/// out once it holds this much (no second copy through a `BufWriter`).
+pub(crate) const OUT_CHUNK: usize = 1 << 16;
+
+/// Writes `buf` out (unless a write failed before; the first error is kept)
+/// and empties it.
+pub(crate) fn write_out<W: io::Write>(w: &mut W, buf: &mut Vec<u8>, err: &mut Option<io::Error>) {
+    if err.is_none() && !buf.is_empty() {
+        if let Err(e) = w.write_all(buf) {
+            *err = Some(e);
+        }
+    }
+    buf.clear();
+}
+
+/// Appends `s` as a JSON string, quoted and escaped exactly as serde_json
+/// escapes it (`\"`, `\\`, `\n` and friends, other control characters as
+/// `\u00xx`); runs of bytes that need nothing are copied whole.
+pub(crate) fn push_json_str(b: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    b.reserve(bytes.len() + 2);
+    b.push(b'"');
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let short = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0..=0x1f => 0,
+            _ => continue,
+        };
+        b.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        if short != 0 {
+            b.extend_from_slice(&[b'\\', short]);
+        } else {
+            b.extend_from_slice(b"\\u00");
+            b.extend_from_slice(&[HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+        }
+    }
+    b.extend_from_slice(&bytes[start..]);
+    b.push(b'"');
+}
+
 /// Appends `v` in decimal.
 pub(crate) fn push_u64(b: &mut Vec<u8>, v: u64) {
     b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
@@ -94,41 +143,37 @@ pub(crate) type ConnKey = (ConnId, SocketAddr, SocketAddr, Direction);
 
 /// The formatted connection part of recent lines (connection id, both
 /// addresses, direction), so the addresses are not formatted for every event.
-/// A few entries, replaced round robin: it only has to catch the ping-pong
-/// of a conversation's two directions; a miss just formats again.
+/// Direct mapped by connection id and direction, so a conversation's two
+/// directions have a slot each; a miss (or a clash) just formats again.
 pub(crate) struct ConnCache {
-    slots: Vec<(ConnKey, Vec<u8>)>,
-    next: usize,
+    slots: Vec<Option<(ConnKey, Vec<u8>)>>,
 }
 
 impl ConnCache {
-    const SLOTS: usize = 8;
+    const SLOTS: usize = 64;
 
     pub(crate) fn new() -> Self {
         ConnCache {
-            slots: Vec::with_capacity(Self::SLOTS),
-            next: 0,
+            slots: vec![None; Self::SLOTS],
         }
     }
 
     /// The bytes `make` writes for `key`, formatted once while cached.
+    #[inline]
     pub(crate) fn get(&mut self, key: ConnKey, make: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
-        if let Some(i) = self.slots.iter().position(|(k, _)| *k == key) {
-            return &self.slots[i].1;
-        }
-        let i = if self.slots.len() < Self::SLOTS {
-            self.slots.push((key, Vec::with_capacity(96)));
-            self.slots.len() - 1
-        } else {
-            let i = self.next;
-            self.next = (i + 1) % Self::SLOTS;
-            i
+        let dir = match key.3 {
+            Direction::ClientToServer => 0,
+            Direction::ServerToClient => 1,
+            Direction::Unknown => 2,
         };
-        let slot = &mut self.slots[i];
-        slot.0 = key;
-        slot.1.clear();
-        make(&mut slot.1);
-        &slot.1
+        let i = (key.0 as usize).wrapping_mul(3).wrapping_add(dir) % Self::SLOTS;
+        if !matches!(&self.slots[i], Some((k, _)) if *k == key) {
+            let (k, bytes) = self.slots[i].get_or_insert_with(|| (key, Vec::with_capacity(96)));
+            *k = key;
+            bytes.clear();
+            make(bytes);
+        }
+        self.slots[i].as_ref().map_or(&[], |(_, bytes)| bytes)
     }
 }
 
@@ -163,6 +208,37 @@ mod tests {
         assert_eq!(b, b"000042");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn json_strings_are_escaped_as_serde_json_does(
+            s in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::char::range('\u{0}', '\u{7f}'),
+                    proptest::prelude::any::<char>(),
+                ],
+                0..40,
+            )
+        ) {
+            let s: String = s.into_iter().collect();
+            let mut b = Vec::new();
+            push_json_str(&mut b, &s);
+            proptest::prop_assert_eq!(b, serde_json::to_vec(&s).unwrap());
+        }
+    }
+
+    #[test]
+    fn json_escapes_every_control_character() {
+        for c in (0u8..=0x7f)
+            .map(char::from)
+            .chain(['\u{80}', '\u{2028}', 'é'])
+        {
+            let s = format!("a{c}b");
+            let mut b = Vec::new();
+            push_json_str(&mut b, &s);
+            assert_eq!(b, serde_json::to_vec(&s).unwrap(), "{c:?}");
+        }
+    }
+
     #[test]
     fn conn_cache_reformats_on_miss_and_keeps_hits() {
         let a: SocketAddr = "1.2.3.4:5".parse().unwrap();
@@ -179,10 +255,22 @@ mod tests {
                 .to_vec();
             assert_eq!(got, (i % 10).to_string().into_bytes());
         }
-        assert_eq!(made, 40, "10 keys round robin through 8 slots always miss");
+        assert_eq!(made, 10, "one slot per connection and direction");
+        // Same slot, other addresses: formatted again.
+        let other = (0, c, a, Direction::Unknown);
+        assert_eq!(cache.get(other, |b| b.push(b'o')), b"o");
+        assert_eq!(cache.get(other, |_| unreachable!()), b"o");
+        assert_eq!(
+            cache.get((64, c, a, Direction::Unknown), |b| b.push(b'z')),
+            b"z"
+        );
+        assert_eq!(
+            cache.get(other, |b| b.push(b'p')),
+            b"p",
+            "evicted by a clash"
+        );
         let key = (1, a, c, Direction::Unknown);
-        cache.get(key, |b| b.push(b'x'));
-        assert_eq!(cache.get(key, |_| unreachable!()), b"x");
+        assert_eq!(cache.get(key, |_| unreachable!()), b"1");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! show a short hex preview. Without `--payload-max`, text shows at most 256
 //! bytes and binary 32, so one huge message cannot flood the terminal.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
-use super::{push_addr, push_padded, push_u64, shorten, split_ts, ConnCache, Output};
+use super::{
+    push_addr, push_padded, push_u64, shorten, split_ts, write_out, ConnCache, Output, OUT_CHUNK,
+};
 use crate::event::{Event, EventKind, EventSink, MessageKind};
 use crate::source::{tcp_flags, Segment};
 
@@ -16,12 +18,13 @@ const DEFAULT_HEX_PREVIEW: usize = 32;
 
 /// Writes one line per event.
 pub struct TextSink<W: Write> {
-    out: BufWriter<W>,
+    out: W,
     err: Option<io::Error>,
     payload_max: Option<usize>,
     /// `--hex`: end `--segments` lines with the payload in hex.
     segment_hex: bool,
-    /// The line being built (always UTF-8: only `str` pieces go in).
+    /// Finished lines not yet written out, then the line being built
+    /// (always UTF-8: only `str` pieces go in).
     line: Vec<u8>,
     /// ` #conn src → dst ` of recent events.
     conns: ConnCache,
@@ -33,11 +36,11 @@ pub struct TextSink<W: Write> {
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, payload_max: Option<usize>) -> Self {
         TextSink {
-            out: BufWriter::with_capacity(1 << 16, w),
+            out: w,
             err: None,
             payload_max,
             segment_hex: false,
-            line: Vec::with_capacity(256),
+            line: Vec::with_capacity(OUT_CHUNK + 4096),
             conns: ConnCache::new(),
             ts_sec: u64::MAX,
             ts_sec_text: [0; 9],
@@ -72,12 +75,9 @@ impl<W: Write> TextSink<W> {
 
     fn flush_line(&mut self) {
         self.line.push(b'\n');
-        if self.err.is_none() {
-            if let Err(e) = self.out.write_all(&self.line) {
-                self.err = Some(e);
-            }
+        if self.line.len() >= OUT_CHUNK {
+            write_out(&mut self.out, &mut self.line, &mut self.err);
         }
-        self.line.clear();
     }
 
     /// Appends the payload: quoted text (escaped) or a hex preview.
@@ -87,11 +87,12 @@ impl<W: Write> TextSink<W> {
             .flatten();
         let l = &mut self.line;
         match text {
-            Some(_) => {
+            Some(t) => {
                 let max = self.payload_max.unwrap_or(DEFAULT_TEXT_PREVIEW);
                 let (shown, cut) = shorten(p, Some(max), true);
                 l.extend_from_slice(b" \"");
-                escape_into(l, std::str::from_utf8(shown).unwrap_or_default());
+                // Cut at a character boundary: a prefix of the checked text.
+                escape_into(l, t.get(..shown.len()).unwrap_or_default());
                 l.push(b'"');
                 if cut {
                     l.extend_from_slice(ELLIPSIS);
@@ -121,6 +122,13 @@ fn push_hex(out: &mut Vec<u8>, p: &[u8]) {
     for &b in p {
         out.push(HEX[usize::from(b >> 4)]);
         out.push(HEX[usize::from(b & 15)]);
+    }
+}
+
+impl<W: Write> Drop for TextSink<W> {
+    /// Writes what is left, as a `BufWriter` would (errors ignored).
+    fn drop(&mut self) {
+        write_out(&mut self.out, &mut self.line, &mut self.err);
     }
 }
 
@@ -236,7 +244,7 @@ impl<W: Write> EventSink for TextSink<W> {
                     l.extend_from_slice(b" TRUNCATED");
                 }
                 if *invalid_utf8 {
-                    l.extend_from_slice(" INVALID-UTF8");
+                    l.extend_from_slice(b" INVALID-UTF8");
                 }
                 self.payload(payload, *kind == MessageKind::Text);
             }
@@ -328,6 +336,7 @@ impl<W: Write> Output for TextSink<W> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        write_out(&mut self.out, &mut self.line, &mut self.err);
         if let Some(e) = self.err.take() {
             return Err(e);
         }

@@ -95,6 +95,17 @@ fn classify(b: &[u8]) -> Class {
     }
 }
 
+/// True when `b` starts with a header a client could send first: a known
+/// data or control opcode (not a continuation), no RSV2/RSV3, mask bit set.
+/// HTTP text ("GET ...") and unmasked bytes fail it.
+fn starts_like_client_frame(b: &[u8]) -> bool {
+    let [b0, b1, ..] = *b else {
+        return false;
+    };
+    let opcode = b0 & 0x0f;
+    matches!(opcode, 1 | 2 | 8 | 9 | 10) && b0 & 0x30 == 0 && b1 & 0x80 != 0
+}
+
 /// Per-connection protocol state: handshake, then frames in both directions.
 pub struct Session {
     cfg: ProtoConfig,
@@ -349,7 +360,24 @@ impl Session {
                         }
                     }
                 }
-                Half::AwaitUpgrade { early, .. } => {
+                Half::AwaitUpgrade { early, lost } => {
+                    if !*lost
+                        && self.other_half_silent(side)
+                        && starts_like_client_frame(if early.is_empty() { data } else { early })
+                    {
+                        // One-sided capture (XDP sees ingress only, or the
+                        // reply was never captured): the other end has sent
+                        // nothing, yet the client goes on after its upgrade
+                        // request. Clients wait for the 101 before framing,
+                        // so these bytes are frames starting right here.
+                        let early = mem::take(early);
+                        self.client = Some(side);
+                        *half = Half::Ws(Box::new(WsStream::synced()));
+                        if !early.is_empty() {
+                            self.run(side, half, &early, out);
+                        }
+                        continue;
+                    }
                     let room = MAX_EARLY.saturating_sub(early.len());
                     if data.len() > room {
                         self.stats.violations += 1;
@@ -496,6 +524,11 @@ impl Session {
         }
     }
 
+    /// True while the other half-stream has not sent a single byte.
+    fn other_half_silent(&self, side: Side) -> bool {
+        matches!(&self.halves[idx(side.other())], Half::Detect(b) if b.is_empty())
+    }
+
     /// The upgrade succeeded: report it and decode frames both ways.
     fn open(
         &mut self,
@@ -536,6 +569,12 @@ impl Session {
                 early
             }
             Half::Detect(probe) => probe,
+            // Frames already being decoded one-sided (the reply came late):
+            // keep that stream, its position is right.
+            ws @ Half::Ws(_) => {
+                self.halves[idx(other)] = ws;
+                return Half::Ws(Box::new(WsStream::synced()));
+            }
             _ => Vec::new(),
         };
         let mut half = Half::Ws(Box::new(client));

@@ -353,14 +353,44 @@ fn refused_upgrade_is_plain_http() {
 
 #[test]
 fn client_frames_before_reply_are_held() {
+    // The server has begun its reply, so the client's frames wait for it.
+    let r = resp(ACCEPT, None);
     let v = run(&[
         Data(I, req(None)),
+        Data(R, r[..10].to_vec()),
         Data(I, frame(true, 0, 1, Some(MASK), b"early")),
-        Data(R, resp(ACCEPT, None)),
+        Data(R, r[10..].to_vec()),
     ]);
     assert_eq!(v.len(), 3, "{v:?}");
+    assert_eq!(v[1].kind.name(), "ws_open");
     assert_eq!(text_of(&v[2]), b"early");
     assert_eq!((v[2].side, v[2].dir), (I, C2S));
+}
+
+/// XDP sees ingress only: on a server's interface the 101 reply is never
+/// seen. Masked frames after the upgrade request are decoded at once; a
+/// reply seen late (cross-CPU reordering) opens the session without
+/// resetting the client's stream.
+#[test]
+fn one_sided_capture_decodes_client_frames() {
+    let mut d = frame(false, 0, 1, Some(MASK), b"frag");
+    d.extend(frame(true, 0, 0, Some(MASK), b"mented"));
+    let second = frame(true, 0, 2, Some(MASK), b"\x00\x01");
+    let v = run(&[Data(I, req(None)), Data(I, d[..5].to_vec()), Data(I, d[5..].to_vec())]);
+    let names: Vec<_> = v.iter().map(|r| r.kind.name()).collect();
+    assert_eq!(names, ["http_request", "ws_message"], "{v:?}");
+    assert_eq!(text_of(&v[1]), b"fragmented");
+    assert_eq!((v[1].side, v[1].dir), (I, C2S));
+
+    let late = run(&[
+        Data(I, req(None)),
+        Data(I, d.clone()),
+        Data(R, resp(ACCEPT, None)),
+        Data(I, second.clone()),
+    ]);
+    let names: Vec<_> = late.iter().map(|r| r.kind.name()).collect();
+    assert_eq!(names, ["http_request", "ws_message", "ws_open", "ws_message"], "{late:?}");
+    assert_eq!(msg(&late[3]).1, b"\x00\x01".to_vec());
 }
 
 #[test]
@@ -532,10 +562,13 @@ fn reply_without_seen_request_opens() {
 
 #[test]
 fn early_client_bytes_are_bounded() {
+    // The server has begun its reply, so client bytes are held, up to a cap.
+    let r = resp(ACCEPT, None);
     let v = run(&[
         Data(I, req(None)),
+        Data(R, r[..10].to_vec()),
         Data(I, vec![0x82; 300 * 1024]),
-        Data(R, resp(ACCEPT, None)),
+        Data(R, r[10..].to_vec()),
     ]);
     let names: Vec<_> = v.iter().map(|r| r.kind.name()).collect();
     assert_eq!(names, ["http_request", "violation", "ws_open"], "{v:?}");

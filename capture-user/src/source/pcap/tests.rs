@@ -284,3 +284,115 @@ fn file_cut_mid_record_is_read_up_to_the_cut() {
     assert_eq!(segs.len(), 1);
     assert!(st.file_truncated);
 }
+
+/// Ethernet / Linux SLL / SLL2 frames around IPv4 TCP (with and without IP
+/// and TCP options), the kind the hand-written fast path takes.
+fn fast_path_templates() -> Vec<(LinkType, Vec<u8>)> {
+    let all_flags_builder = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([192, 168, 1, 2], [10, 9, 8, 7], 3)
+        .tcp(65535, 1, u32::MAX, 0xffff)
+        .syn()
+        .fin()
+        .rst()
+        .urg(9)
+        .ack(5);
+    let mut with_tcp_opts = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([192, 168, 1, 2], [10, 9, 8, 7], 3)
+        .tcp(65535, 1, u32::MAX, 0xffff)
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+        .unwrap()
+        .syn()
+        .write(&mut with_tcp_opts, b"opts")
+        .unwrap();
+    let mut all_flags = Vec::new();
+    all_flags_builder.write(&mut all_flags, b"flags").unwrap();
+    // IPv4 header with 4 bytes of options (IHL 6).
+    let mut ip_opts = ipv4_tcp(b"ip options");
+    ip_opts.splice(20..20, [1, 1, 1, 0]);
+    ip_opts[0] = 0x46;
+    let total = u16::from_be_bytes([ip_opts[2], ip_opts[3]]) + 4;
+    ip_opts[2..4].copy_from_slice(&total.to_be_bytes());
+    let mut sll = vec![0u8; 14];
+    sll.extend([0x08, 0x00]);
+    sll.extend(ipv4_tcp(b"sll"));
+    let mut sll2 = vec![0x08, 0x00];
+    sll2.extend([0u8; 18]);
+    sll2.extend(ipv4_tcp(b"sll2"));
+    let mut padded = eth(&ipv4_tcp(b"x"), 0x0800);
+    padded.extend([0u8; 9]); // Ethernet padding after the IP packet
+    vec![
+        (LinkType::Ethernet, eth(&ipv4_tcp(b"hello"), 0x0800)),
+        (LinkType::Ethernet, eth(&ipv4_tcp(b""), 0x0800)),
+        (LinkType::Ethernet, padded),
+        (LinkType::Ethernet, with_tcp_opts),
+        (LinkType::Ethernet, all_flags),
+        (LinkType::Ethernet, eth(&ip_opts, 0x0800)),
+        (LinkType::LinuxSll, sll),
+        (LinkType::LinuxSll2, sll2),
+    ]
+}
+
+/// What a parse gave, payload position included (both must borrow the
+/// same bytes).
+fn parsed_repr(data: &[u8], p: &Parsed<'_>) -> String {
+    match p {
+        Parsed::Tcp(s, lost) => format!(
+            "{s:?} lost={lost} at={}",
+            s.payload.as_ptr() as usize - data.as_ptr() as usize
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn fast_path_matches_etherparse_on_templates() {
+    for (link, data) in fast_path_templates() {
+        let fast = parse_packet(link, 5, &data);
+        assert!(matches!(fast, Parsed::Tcp(..)), "{link:?} {fast:?}");
+        let ip = match link {
+            LinkType::Ethernet => &data[14..],
+            LinkType::LinuxSll => &data[16..],
+            _ => &data[20..],
+        };
+        assert!(fast_ipv4_tcp(5, ip).is_some(), "{link:?}: fast path taken");
+        assert_eq!(
+            parsed_repr(&data, &fast),
+            parsed_repr(&data, &parse_packet_lax(link, 5, &data)),
+            "{link:?}"
+        );
+    }
+    // Every flag bit comes through as etherparse reports it.
+    let (link, data) = &fast_path_templates()[4];
+    let Parsed::Tcp(s, _) = parse_packet(*link, 0, data) else {
+        panic!()
+    };
+    use tcp_flags::*;
+    assert_eq!(s.flags, SYN | FIN | RST | URG | ACK);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+    /// Mutated and cut frames: the fast path (or its fallback) gives exactly
+    /// what etherparse alone gives, and never panics.
+    #[test]
+    fn fast_path_matches_etherparse_on_mutations(
+        which in 0usize..8,
+        edits in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..4),
+        cut in proptest::option::of(0usize..100),
+    ) {
+        let (link, mut data) = fast_path_templates().swap_remove(which);
+        for (at, v) in edits {
+            if let Some(b) = data.get_mut(at) {
+                *b = v;
+            }
+        }
+        if let Some(c) = cut {
+            data.truncate(c);
+        }
+        let fast = parse_packet(link, 1, &data);
+        let lax = parse_packet_lax(link, 1, &data);
+        proptest::prop_assert_eq!(parsed_repr(&data, &fast), parsed_repr(&data, &lax));
+    }
+}
