@@ -101,7 +101,11 @@ CONVERSATIONS = {
     },
     "large": {
         "compression": None,
-        "script": lambda: [("send", pattern(3 * 1024 * 1024 + 7, 7)), ("send", "after large")],
+        "script": lambda: [
+            ("send", pattern(3 * 1024 * 1024 + 7, 7)),
+            ("send", pattern(4 * 1024 * 1024, 11)),
+            ("send", "after large"),
+        ],
     },
 }
 DEFAULT = ["plain", "deflate", "deflate-nct", "deflate-bits", "large"]

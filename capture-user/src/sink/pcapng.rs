@@ -34,7 +34,7 @@ const MAX_REBUILT_PAYLOAD: usize = 65_000;
 /// Why writing the pcapng file failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PcapNgError {
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}")]
     Create {
         path: String,
         source: std::io::Error,
