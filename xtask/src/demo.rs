@@ -119,7 +119,42 @@ fn wait_for_file(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs the demo; returns wstap's decoded output (also shown as it comes)
+/// after checking it against what the client logged.
 pub fn run(wstap: &Path, json: bool) -> Result<()> {
+    let (output, log) = run_capture(wstap, json)?;
+    check(&output, &log, json)
+}
+
+/// Every message the client sent and received must have been decoded: the
+/// number of `ws_message` lines equals the client's log, and a few known
+/// payloads are there.
+fn check(output: &str, log: &str, json: bool) -> Result<()> {
+    let log: serde_json::Value = serde_json::from_str(log).context("reading the client's log")?;
+    let expected: usize = log["conversations"]
+        .as_array()
+        .context("client log without conversations")?
+        .iter()
+        .map(|c| {
+            c["sent"].as_array().map_or(0, |a| a.len())
+                + c["received"].as_array().map_or(0, |a| a.len())
+        })
+        .sum();
+    let marker = if json { "\"event\":\"ws_message\"" } else { " ws_message " };
+    let decoded = output.lines().filter(|l| l.contains(marker)).count();
+    if decoded != expected {
+        bail!("demo: wstap decoded {decoded} messages, the peers exchanged {expected}");
+    }
+    for needle in ["frag-one frag-two frag-three", "are you there", "bye"] {
+        if !output.contains(needle) {
+            bail!("demo: {needle:?} missing from wstap's output");
+        }
+    }
+    eprintln!("demo: checked: all {expected} messages the peers exchanged were decoded");
+    Ok(())
+}
+
+fn run_capture(wstap: &Path, json: bool) -> Result<(String, String)> {
     if !crate::is_root() {
         bail!("the demo makes network namespaces and loads eBPF: run it as root (sudo -E cargo xtask demo)");
     }
@@ -153,6 +188,7 @@ pub fn run(wstap: &Path, json: bool) -> Result<()> {
     let mut wstap_child = wstap_cmd
         .arg("--payload-max")
         .arg("120")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting wstap")?;
@@ -173,6 +209,17 @@ pub fn run(wstap: &Path, json: bool) -> Result<()> {
             }
         }
     }
+    // Show the decoded lines as they come, and keep them for the check.
+    let stdout = wstap_child.stdout.take().unwrap();
+    let collect = std::thread::spawn(move || {
+        let mut all = String::new();
+        for l in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            println!("{l}");
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
     let wstap_child = Reaper(wstap_child);
     let echo_stderr = std::thread::spawn(move || {
         for l in lines.map_while(|l| l.ok()) {
@@ -195,6 +242,8 @@ pub fn run(wstap: &Path, json: bool) -> Result<()> {
     let mut wstap_child = wstap_child;
     let st = wstap_child.0.wait()?;
     let _ = echo_stderr.join();
+    let output = collect.join().unwrap_or_default();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
     drop(net);
     let _ = std::fs::remove_dir_all(&work);
     if !client.success() {
@@ -204,7 +253,7 @@ pub fn run(wstap: &Path, json: bool) -> Result<()> {
         bail!("wstap failed ({st})");
     }
     eprintln!("demo: done; namespaces removed");
-    Ok(())
+    Ok((output, log))
 }
 
 /// Sends SIGINT (Ctrl-C) to a process.

@@ -156,5 +156,16 @@ fn test(extra: &[String]) -> Result<()> {
     cmd.args(["test", "--workspace"])
         .args(extra)
         .env("WSTAP_BIN", &bin);
-    status(&mut cmd)
+    status(&mut cmd)?;
+    // The README's first command must keep working: run the demo and check
+    // that wstap decoded every message its peers exchanged.
+    if extra.is_empty() {
+        if is_root() {
+            eprintln!("xtask test: running `cargo xtask demo` and checking its output");
+            demo::run(&bin, false)?;
+        } else {
+            eprintln!("\n!!!! xtask test: SKIPPED the demo check: needs root !!!!\n");
+        }
+    }
+    Ok(())
 }
