@@ -21,6 +21,8 @@ Conversations (see CONVERSATIONS): plain, deflate (context takeover),
 deflate-nct (no context takeover both ways), deflate-bits (reduced window
 bits), large (several MiB), bulk (binary messages totalling --size bytes,
 for benchmarks), small (--count short text messages, for benchmarks).
+Also bulk-deflate: bulk with permessage-deflate (context takeover; needs a
+server without --no-compression).
 """
 
 import argparse
@@ -112,6 +114,8 @@ DEFAULT = ["plain", "deflate", "deflate-nct", "deflate-bits", "large"]
 
 
 def bench_script(name, args):
+    if name == "bulk-deflate":
+        return bench_script("bulk", args)
     if name == "bulk":
         chunk = 1 << 20
         data = pattern(chunk, 9)
@@ -126,6 +130,8 @@ async def run_conversation(name, args):
     conf = CONVERSATIONS.get(name)
     if conf is None:
         conf = {"compression": None, "script": lambda: bench_script(name, args)}
+        if name == "bulk-deflate":
+            conf["compression"] = "deflate"
     kwargs = {"max_size": MAX, "ping_interval": None, "max_queue": None}
     if "extensions" in conf:
         kwargs["extensions"] = conf["extensions"]()
