@@ -11,7 +11,8 @@
                          [--idle S] [--hold S] [--parallel K]
         Opens N connections, K at a time; odd-numbered ones offer
         permessage-deflate (websockets' default: context takeover, 12 window
-        bits), even-numbered ones do not. Once all are open it writes
+        bits), even-numbered ones do not (--deflate all|none: every one or
+        none). Once all are open it writes
         --idle-marker and stays idle: until --go exists when given (at most
         120 s), else for --idle seconds. Then every connection sends one text
         message and awaits its echo; it writes --sent-marker, holds --hold
@@ -72,7 +73,8 @@ async def client(args):
 
     async def open_one(i):
         nonlocal failed
-        compression = "deflate" if i % 2 else None
+        compression = "deflate" if (args.deflate == "all" or
+                                    (args.deflate == "half" and i % 2)) else None
         async with sem:
             for _ in range(3):
                 try:
@@ -141,6 +143,8 @@ def main():
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--ready", help="server: file written once listening")
     p.add_argument("--count", type=int, default=10000, help="client: connections")
+    p.add_argument("--deflate", choices=["half", "none", "all"], default="half",
+                   help="client: which connections offer permessage-deflate (default: every other)")
     p.add_argument("--parallel", type=int, default=200, help="client: opens at a time")
     p.add_argument("--log", help="client: JSON summary file")
     p.add_argument("--idle-marker", help="client: file written once all are open")

@@ -4,6 +4,7 @@
 
 pub mod netns;
 pub mod tap;
+pub mod tshark;
 
 use std::path::PathBuf;
 

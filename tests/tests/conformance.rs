@@ -15,14 +15,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-
-/// ("text" | "binary" | "ping" | "pong", payload) of one message.
-type Msg = (String, Vec<u8>);
-/// Messages per direction, keyed "src -> dst".
-type ByDir = BTreeMap<String, Vec<Msg>>;
+use tests::tshark::ByDir;
 
 fn corpus() -> Option<PathBuf> {
     let d = tests::corpus_dir();
@@ -52,102 +47,6 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-/// One JSON value or an array of them, as a list.
-fn as_list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => vec![],
-        v => vec![v],
-    }
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    s.split(':')
-        .filter(|h| !h.is_empty())
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect()
-}
-
-fn addr(ip: &str, port: &str) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-}
-
-/// tshark's data messages.
-fn tshark_messages(file: &Path) -> ByDir {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(["-Y", "websocket", "-T", "json", "--no-duplicate-keys"])
-        .output()
-        .expect("tshark");
-    assert!(out.status.success(), "tshark failed on {}", file.display());
-    let packets: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
-    let mut by: ByDir = BTreeMap::new();
-    // Opcode of the message being fragmented, per direction.
-    let mut pending: BTreeMap<String, String> = BTreeMap::new();
-    for p in as_list(&packets) {
-        let l = &p["_source"]["layers"];
-        let (src_ip, dst_ip) = if l["ip"].is_object() {
-            (&l["ip"]["ip.src"], &l["ip"]["ip.dst"])
-        } else {
-            (&l["ipv6"]["ipv6.src"], &l["ipv6"]["ipv6.dst"])
-        };
-        let key = format!(
-            "{} -> {}",
-            addr(
-                src_ip.as_str().unwrap_or("?"),
-                l["tcp"]["tcp.srcport"].as_str().unwrap_or("?")
-            ),
-            addr(
-                dst_ip.as_str().unwrap_or("?"),
-                l["tcp"]["tcp.dstport"].as_str().unwrap_or("?")
-            )
-        );
-        let mut data: Vec<Vec<u8>> = as_list(&l["data"])
-            .iter()
-            .map(|d| hex(d["data.data"].as_str().unwrap_or("")))
-            .collect();
-        data.reverse();
-        for ws in as_list(&l["websocket"]) {
-            let fin = ws["websocket.fin"] == "1";
-            let op = ws["websocket.opcode"].as_str().unwrap_or("").to_string();
-            let kind = match op.as_str() {
-                "1" => "text".to_string(),
-                "2" => "binary".to_string(),
-                "0" => pending.get(&key).cloned().unwrap_or_else(|| "?".into()),
-                "9" | "10" => {
-                    let (k, f) = if op == "9" {
-                        ("ping", "websocket.payload.ping")
-                    } else {
-                        ("pong", "websocket.payload.pong")
-                    };
-                    let p = hex(ws["websocket.payload"][f].as_str().unwrap_or(""));
-                    by.entry(key.clone()).or_default().push((k.to_string(), p));
-                    continue;
-                }
-                _ => continue,
-            };
-            if !fin {
-                pending.insert(key.clone(), kind);
-                continue;
-            }
-            pending.remove(&key);
-            let text = ws["websocket.payload"]["websocket.payload.text"].as_str();
-            let payload = match (text, kind.as_str()) {
-                (Some(t), _) => t.as_bytes().to_vec(),
-                (None, "binary") => data.pop().unwrap_or_default(),
-                (None, _) => Vec::new(), // empty text message
-            };
-            by.entry(key.clone()).or_default().push((kind, payload));
-        }
-    }
-    by
 }
 
 /// wstap's data messages, pings and pongs.
@@ -212,7 +111,7 @@ fn corpus_matches_tshark() {
             eprintln!("{name}: not compared with tshark ({why})");
             continue;
         }
-        let theirs = tshark_messages(&file);
+        let theirs = tests::tshark::messages(&file, &[]);
         if ours != theirs {
             failures.push(format!(
                 "== {name}\n-- wstap:\n{}\n-- tshark:\n{}",

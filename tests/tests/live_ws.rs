@@ -19,13 +19,14 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
 use tests::netns::{Netns, VethPair};
 use tests::tap::{parse_summary, Summary, Wstap, WstapOutput};
+use tests::tshark::Msg;
 
 const PORT: &str = "8765";
 
@@ -233,11 +234,6 @@ fn check_conversation(events: &[Value], conv: &Value, seen: Seen) {
     }
 }
 
-/// ("text" | "binary" | "ping" | "pong", payload) of one message.
-type Msg = (String, Vec<u8>);
-/// Messages per direction, keyed "src -> dst".
-type ByDir = BTreeMap<String, Vec<Msg>>;
-
 /// wstap's data messages, pings and pongs per direction, each with whether
 /// tshark 4.0 can show its payload right (see [`tshark_can_show`]).
 fn wstap_messages(events: &[Value]) -> BTreeMap<String, Vec<(Msg, Option<usize>)>> {
@@ -280,97 +276,15 @@ fn tshark_can_show(e: &Value) -> Option<usize> {
     Some(usize::MAX)
 }
 
-/// One JSON value or an array of them, as a list.
-fn as_list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => vec![],
-        v => vec![v],
-    }
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    s.split(':')
-        .filter(|h| !h.is_empty())
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect()
-}
-
-/// tshark 4.0's messages (IPv4 only): a frame with FIN and a data opcode
-/// (or a final continuation) ends a message whose payload is
-/// `websocket.payload.text` (text, reassembled and inflated) or the
-/// packet's next `data.data` (binary); pings and pongs carry their payload.
-fn tshark_messages(file: &Path) -> ByDir {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(["-Y", "websocket", "-T", "json", "--no-duplicate-keys"])
-        // Two CPUs can put chunks of back-to-back segments into the ring
-        // out of order; tshark 4.0 drops such data from reassembly unless
-        // told to reorder (wstap's flow reassembly always does).
-        .args(["-o", "tcp.reassemble_out_of_order:TRUE"])
-        .output()
-        .expect("tshark");
-    assert!(out.status.success(), "tshark failed on {}", file.display());
-    let packets: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
-    let mut by = ByDir::new();
-    let mut pending: BTreeMap<String, String> = BTreeMap::new();
-    for p in as_list(&packets) {
-        let l = &p["_source"]["layers"];
-        let field = |layer: &str, f: &str| l[layer][f].as_str().unwrap_or("?").to_string();
-        let key = format!(
-            "{}:{} -> {}:{}",
-            field("ip", "ip.src"),
-            field("tcp", "tcp.srcport"),
-            field("ip", "ip.dst"),
-            field("tcp", "tcp.dstport")
-        );
-        let mut data: Vec<Vec<u8>> = as_list(&l["data"])
-            .iter()
-            .map(|d| hex(d["data.data"].as_str().unwrap_or("")))
-            .collect();
-        data.reverse();
-        for ws in as_list(&l["websocket"]) {
-            let op = ws["websocket.opcode"].as_str().unwrap_or("");
-            let kind = match op {
-                "1" => "text".to_string(),
-                "2" => "binary".to_string(),
-                "0" => pending.get(&key).cloned().unwrap_or_else(|| "?".into()),
-                "9" | "10" => {
-                    let (k, f) = if op == "9" {
-                        ("ping", "websocket.payload.ping")
-                    } else {
-                        ("pong", "websocket.payload.pong")
-                    };
-                    let p = hex(ws["websocket.payload"][f].as_str().unwrap_or(""));
-                    by.entry(key.clone()).or_default().push((k.to_string(), p));
-                    continue;
-                }
-                _ => continue,
-            };
-            if ws["websocket.fin"] != "1" {
-                pending.insert(key.clone(), kind);
-                continue;
-            }
-            pending.remove(&key);
-            let text = ws["websocket.payload"]["websocket.payload.text"].as_str();
-            let payload = match (text, kind.as_str()) {
-                (Some(t), _) => t.as_bytes().to_vec(),
-                (None, "binary") => data.pop().unwrap_or_default(),
-                (None, _) => Vec::new(),
-            };
-            by.entry(key.clone()).or_default().push((kind, payload));
-        }
-    }
-    by
-}
-
 /// Compares wstap's messages with tshark's: the same number and kinds per
 /// direction, and the same payload wherever tshark can show it. Returns
 /// how many payloads were compared.
 fn compare_with_tshark(events: &[Value], file: &Path) -> usize {
     let ours = wstap_messages(events);
-    let theirs = tshark_messages(file);
+    // Two CPUs can put chunks of back-to-back segments into the ring out of
+    // order; tshark 4.0 drops such data from reassembly unless told to
+    // reorder (wstap's flow reassembly always does).
+    let theirs = tests::tshark::messages(file, &["-o", "tcp.reassemble_out_of_order:TRUE"]);
     let keys: HashSet<&String> = ours.keys().chain(theirs.keys()).collect();
     let mut compared = 0;
     for k in keys {
