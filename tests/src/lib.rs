@@ -3,6 +3,7 @@
 //! test cannot run here (not root, tool missing).
 
 pub mod netns;
+pub mod peers;
 pub mod tap;
 pub mod tshark;
 

@@ -19,46 +19,16 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
 use tests::netns::{Netns, VethPair};
+use tests::peers::{peer_script, python_or_skip, Reaper};
 use tests::tap::{parse_summary, Summary, Wstap, WstapOutput};
 use tests::tshark::Msg;
 
 const PORT: &str = "8765";
-
-/// Kills (SIGTERM) and reaps a child on drop.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        // SAFETY: signalling a child we spawned and have not reaped yet.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-/// Root, and a Python with `websockets`; otherwise a loud skip (a failure in CI).
-fn python(test: &str) -> Option<PathBuf> {
-    if !tests::require_root(test) {
-        return None;
-    }
-    let py = tests::python_with_websockets();
-    if py.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: python3-websockets missing");
-        }
-        eprintln!("\n!!!! SKIPPED {test}: no python3 with websockets !!!!\n");
-    }
-    py
-}
-
-fn peer_script() -> PathBuf {
-    tests::workspace_root().join("tests/peers/ws_peer.py")
-}
 
 fn temp_dir(test: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wstap-{test}-{}", std::process::id()));
@@ -350,7 +320,9 @@ fn tc_clients(v: &VethPair, py: &Path, dir: &Path) -> Vec<Value> {
 #[test]
 fn live_tc_concurrent_conversations_and_pcapng() {
     let name = "live_tc_concurrent_conversations_and_pcapng";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("tc");
     let v = VethPair::new().expect("veth pair");
     let _server = start_server(&v.b, &py, VethPair::B4, &dir);
@@ -383,7 +355,9 @@ fn live_tc_concurrent_conversations_and_pcapng() {
 #[test]
 fn live_tc_workers_shard_connections() {
     let name = "live_tc_workers_shard_connections";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("workers");
     let v = VethPair::new().expect("veth pair");
     let _server = start_server(&v.b, &py, VethPair::B4, &dir);
@@ -430,7 +404,9 @@ fn live_tc_workers_shard_connections() {
 #[test]
 fn live_xdp_loopback_both_directions() {
     let name = "live_xdp_loopback_both_directions";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("xdplo");
     let ns = Netns::new("xl").expect("netns");
     let _server = start_server(&ns, &py, "127.0.0.1", &dir);
@@ -468,7 +444,9 @@ fn live_xdp_loopback_both_directions() {
 #[test]
 fn live_xdp_server_veth_client_messages() {
     let name = "live_xdp_server_veth_client_messages";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("xdpveth");
     let v = VethPair::new().expect("veth pair");
     let _server = start_server(&v.b, &py, VethPair::B4, &dir);
@@ -499,7 +477,9 @@ fn live_xdp_server_veth_client_messages() {
 #[test]
 fn live_tiny_ring_losses_are_gaps_not_wrong_messages() {
     let name = "live_tiny_ring_losses_are_gaps_not_wrong_messages";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("tiny");
     let v = VethPair::new().expect("veth pair");
     let _server = start_server(&v.b, &py, VethPair::B4, &dir);
@@ -588,7 +568,9 @@ fn check_status_lines(stderr: &str) {
 #[test]
 fn live_count_stops_after_n_messages() {
     let name = "live_count_stops_after_n_messages";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("count");
     let v = VethPair::new().expect("veth pair");
     let _server = start_server(&v.b, &py, VethPair::B4, &dir);
@@ -640,7 +622,9 @@ fn live_count_stops_after_n_messages() {
 #[test]
 fn live_closed_stdout_ends_quietly() {
     let name = "live_closed_stdout_ends_quietly";
-    let Some(py) = python(name) else { return };
+    let Some(py) = python_or_skip(name) else {
+        return;
+    };
     let dir = temp_dir("pipe");
     let v = VethPair::new().expect("veth pair");
     let _server = start_server(&v.b, &py, VethPair::B4, &dir);

@@ -10,29 +10,15 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
 use tests::netns::Netns;
+use tests::peers::{peer_script, Reaper};
 
 const PORT: &str = "8765";
-
-/// Kills (SIGTERM) and reaps a child on drop.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        // SAFETY: signalling a child we spawned and have not reaped yet.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-fn peer_script() -> PathBuf {
-    tests::workspace_root().join("tests/peers/ws_peer.py")
-}
 
 fn wait_for_file(p: &Path, what: &str) {
     let t = Instant::now();

@@ -1,0 +1,40 @@
+//! The real WebSocket peers (`tests/peers/ws_peer.py`, Python `websockets`)
+//! and the small process helpers the tests that run them share.
+
+use std::path::PathBuf;
+use std::process::Child;
+
+/// Kills (SIGTERM) and reaps a child on drop, so a failing test leaves no
+/// server or capture running.
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child we spawned and have not reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Path of the peer script.
+pub fn peer_script() -> PathBuf {
+    crate::workspace_root().join("tests/peers/ws_peer.py")
+}
+
+/// Root, and a Python with `websockets`; otherwise a loud skip (a failure
+/// in CI, where both are installed).
+pub fn python_or_skip(test: &str) -> Option<PathBuf> {
+    if !crate::require_root(test) {
+        return None;
+    }
+    let py = crate::python_with_websockets();
+    if py.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: python3-websockets missing; `cargo xtask setup` installs it");
+        }
+        eprintln!(
+            "\n!!!! SKIPPED {test}: no python3 with websockets. Run `cargo xtask setup`. !!!!\n"
+        );
+    }
+    py
+}
