@@ -9,15 +9,18 @@
 //!    network namespace, cached under `<target>/bench-data/`; `wstap -r` (JSON
 //!    and text) versus `tshark -r FILE -Y websocket -T fields` printing the
 //!    payloads.
+//! 2. Live decode under load ([`live`]): real peers in two namespaces joined
+//!    by a veth pair, `wstap -i` on the server's side, then `tcpdump -w
+//!    /dev/null` on the same traffic; messages decoded, kernel losses, CPU.
 //! 3. In-kernel cost per packet ([`kernel`]): `wstap -i lo` in a namespace,
 //!    `run_time_ns / run_cnt` of its programs with `kernel.bpf_stats_enabled`.
+//! 4. Memory ([`memory`]): wstap's RSS with 10,000 open WebSocket
+//!    connections (`tests/peers/many_conns.py`), idle and after a message each.
 //! - Criterion micro-benchmarks of the decoder
 //!   (`capture-user/benches/decode.rs`), headline numbers only.
 //!
-//! Rows 2 (live decode vs tshark live) and 4 (memory under load) are to be
-//! added the same way.
-//!
-//! Nothing leaves the namespace: the peers talk over its own `lo`.
+//! Nothing leaves the namespaces: the peers talk over their own `lo`, or
+//! over a veth pair whose both ends live in private namespaces.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -56,8 +59,12 @@ pub struct Opts {
 pub enum Part {
     /// Row 1: offline decode, wstap -r vs tshark -r.
     Offline,
+    /// Row 2: live decode under load over a veth pair, wstap vs tcpdump.
+    Live,
     /// Row 3: in-kernel cost per packet.
     Kernel,
+    /// Row 4: RSS with 10,000 open WebSocket connections.
+    Memory,
     /// Criterion micro-benchmarks of the decoder.
     Criterion,
 }
@@ -106,8 +113,14 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
     if want(Part::Offline) {
         sections.push(offline::run(wstap, opts)?);
     }
+    if want(Part::Live) {
+        sections.push(live::run(wstap)?);
+    }
     if want(Part::Kernel) {
         sections.push(kernel::run(wstap)?);
+    }
+    if want(Part::Memory) {
+        sections.push(memory::run(wstap)?);
     }
     if want(Part::Criterion) {
         sections.push(criterion()?);
@@ -161,11 +174,13 @@ fn command_line(cmd: &mut Command) -> Option<String> {
     s.lines().next().map(|l| l.trim().to_string())
 }
 
-/// A finished child: wall time from spawn to exit, and its peak RSS.
+/// A finished child: wall time from spawn to exit, its peak RSS and CPU time.
 struct Finished {
     status: ExitStatus,
     wall: Duration,
     max_rss_kib: u64,
+    /// User plus system CPU time of the child (all its threads).
+    cpu: Duration,
 }
 
 /// Waits for `child` with wait4(2), which also gives its resource usage.
@@ -191,7 +206,12 @@ fn wait_rusage(child: &mut Child, started: Instant) -> Result<Finished> {
         status: ExitStatus::from_raw(st),
         wall,
         max_rss_kib: ru.ru_maxrss as u64,
+        cpu: timeval(ru.ru_utime) + timeval(ru.ru_stime),
     })
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
 fn sigint(child: &Child) {
@@ -729,11 +749,18 @@ mod offline {
 
     impl Netns {
         pub(super) fn create() -> Result<Self> {
-            let name = format!("wsbench{}", std::process::id());
-            status(Command::new("ip").args(["netns", "add", &name]))?;
-            let ns = Netns(name);
+            Self::named(&format!("wsbench{}", std::process::id()))
+        }
+
+        pub(super) fn named(name: &str) -> Result<Self> {
+            status(Command::new("ip").args(["netns", "add", name]))?;
+            let ns = Netns(name.to_string());
             status(Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]))?;
             Ok(ns)
+        }
+
+        pub(super) fn name(&self) -> &str {
+            &self.0
         }
 
         pub(super) fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -1193,6 +1220,640 @@ mod kernel {
     }
 }
 
+/// Spawns a capture tool whose stderr says "listening on" once attached;
+/// returns it with that first part of its stderr and a thread collecting the
+/// rest (so a chatty tool never blocks on a full pipe).
+fn spawn_listening(
+    cmd: &mut Command,
+    what: &str,
+) -> Result<(Child, String, std::thread::JoinHandle<String>)> {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut l = String::new();
+        if err.read_line(&mut l)? == 0 {
+            let st = child.wait()?;
+            bail!(
+                "{what} did not start ({st}): {}",
+                head.trim().replace('\n', " ")
+            );
+        }
+        head += &l;
+        if l.contains("listening on") {
+            break;
+        }
+    }
+    let rest = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    Ok((child, head, rest))
+}
+
+/// Waits until `f` exists; fails after `limit` or when `child` exits first.
+fn wait_for_file(f: &Path, limit: Duration, child: Option<&mut Child>) -> Result<()> {
+    let t0 = Instant::now();
+    let mut child = child;
+    while !f.exists() {
+        if t0.elapsed() > limit {
+            bail!(
+                "{} did not appear within {} s",
+                f.display(),
+                limit.as_secs()
+            );
+        }
+        if let Some(c) = child.as_deref_mut() {
+            if let Some(st) = c.try_wait()? {
+                bail!("a peer exited ({st}) before writing {}", f.display());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The number just before `key` on the first line containing it, as in
+/// "12 packets dropped by kernel" or "…, 0 records lost in kernel".
+fn num_before(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let i = l.find(key)?;
+        l[..i].rsplit([' ', ',']).next()?.trim().parse().ok()
+    })
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// Row 2: live decode under load. Two private namespaces joined by a veth
+/// pair (10.204.0.1/24 and .2, nothing else), the echo server in one, the
+/// clients in the other, the capture tool on the server's end of the pair:
+/// first `wstap -i`, then `tcpdump -w /dev/null` with the same port filter
+/// on the same kind of run.
+mod live {
+    use super::offline::{log_truth, problems, summary_counts, Netns, Truth};
+    use super::*;
+
+    const PORT: &str = "9004";
+    const SERVER: &str = "10.204.0.1";
+    const CLIENT: &str = "10.204.0.2";
+    const CLIENTS: usize = 4;
+
+    struct Workload {
+        label: String,
+        /// Arguments of each client process.
+        args: Vec<String>,
+        /// The server accepts permessage-deflate.
+        deflate: bool,
+    }
+
+    fn workloads() -> Vec<Workload> {
+        let bulk = |conv: &str, mib: u64| {
+            vec![
+                "--conversation".to_string(),
+                conv.into(),
+                "--size".into(),
+                (mib << 20).to_string(),
+            ]
+        };
+        vec![
+            Workload {
+                label: format!("bulk: {CLIENTS} connections × 192 × 1 MiB binary, echoed"),
+                args: bulk("bulk", 192),
+                deflate: false,
+            },
+            Workload {
+                label: format!(
+                    "bulk-deflate: {CLIENTS} connections × 48 × 1 MiB binary, permessage-deflate, echoed"
+                ),
+                args: bulk("bulk-deflate", 48),
+                deflate: true,
+            },
+            Workload {
+                label: format!("small: {CLIENTS} connections × 50,000 short text, echoed"),
+                args: ["--conversation", "small", "--count", "50000"]
+                    .map(String::from)
+                    .to_vec(),
+                deflate: false,
+            },
+        ]
+    }
+
+    /// Server and client namespaces joined by a veth pair; deleting the
+    /// namespaces (on drop) deletes the pair.
+    struct Pair {
+        server: Netns,
+        client: Netns,
+        iface: String,
+    }
+
+    impl Pair {
+        fn create() -> Result<Pair> {
+            let id = std::process::id() % 100_000;
+            let server = Netns::named(&format!("wsbench-s{id}"))?;
+            let client = Netns::named(&format!("wsbench-c{id}"))?;
+            let (si, ci) = (format!("wsv{id}s"), format!("wsv{id}c"));
+            status(Command::new("ip").args([
+                "link",
+                "add",
+                &si,
+                "netns",
+                server.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ci,
+                "netns",
+                client.name(),
+            ]))?;
+            for (ns, ifc, addr) in [(&server, &si, SERVER), (&client, &ci, CLIENT)] {
+                status(Command::new("ip").args([
+                    "-n",
+                    ns.name(),
+                    "addr",
+                    "add",
+                    &format!("{addr}/24"),
+                    "dev",
+                    ifc,
+                ]))?;
+                status(Command::new("ip").args(["-n", ns.name(), "link", "set", ifc, "up"]))?;
+            }
+            Ok(Pair {
+                server,
+                client,
+                iface: si,
+            })
+        }
+    }
+
+    /// One capture tool's run over one workload.
+    struct Run {
+        truth: Truth,
+        /// From the clients' start to the last one's exit.
+        wall: Duration,
+        /// The tool's user + system CPU time over its whole life.
+        cpu: Duration,
+        stderr: String,
+    }
+
+    fn run_once(
+        pair: &Pair,
+        tool: &mut Command,
+        what: &str,
+        w: &Workload,
+        work: &Path,
+    ) -> Result<Run> {
+        let py = "/usr/bin/python3";
+        let peer = root().join("tests/peers/ws_peer.py");
+        let (child, head, rest) = spawn_listening(tool, what)?;
+        let mut tool = Reaper(child);
+        let t0 = Instant::now();
+        let mut clients = Vec::new();
+        let mut logs = Vec::new();
+        for i in 0..CLIENTS {
+            let log = work.join(format!("client{i}.json"));
+            let _ = std::fs::remove_file(&log);
+            clients.push(Reaper(
+                pair.client
+                    .exec(py)
+                    .arg(&peer)
+                    .args([
+                        "client",
+                        "--host",
+                        SERVER,
+                        "--port",
+                        PORT,
+                        "--no-log-payload",
+                        "--log",
+                    ])
+                    .arg(&log)
+                    .args(&w.args)
+                    .spawn()
+                    .context("starting a WebSocket client")?,
+            ));
+            logs.push(log);
+        }
+        for c in &mut clients {
+            let st = c.0.wait()?;
+            if !st.success() {
+                bail!("a WebSocket client failed ({st})");
+            }
+        }
+        let wall = t0.elapsed();
+        // wstap looks at its ring every 5 ms; tcpdump hands over blocks at
+        // least once a second. Let both finish what is in flight.
+        std::thread::sleep(Duration::from_millis(1500));
+        sigint(&tool.0);
+        let f = wait_rusage(&mut tool.0, Instant::now())?;
+        // Reaped by wait4: nothing left for the Reaper to kill or wait for.
+        std::mem::forget(tool);
+        let stderr = head + &rest.join().unwrap_or_default();
+        if !f.status.success() {
+            bail!("{what} failed ({}): {stderr}", f.status);
+        }
+        let mut truth = Truth {
+            messages: 0,
+            bytes: 0,
+        };
+        for log in &logs {
+            let t = log_truth(log)?;
+            truth.messages += t.messages;
+            truth.bytes += t.bytes;
+        }
+        eprintln!(
+            "bench: {what}: {} messages, {:.1} MB in {:.1} s; CPU {:.2} s",
+            truth.messages,
+            truth.bytes as f64 / 1e6,
+            wall.as_secs_f64(),
+            f.cpu.as_secs_f64()
+        );
+        Ok(Run {
+            truth,
+            wall,
+            cpu: f.cpu,
+            stderr,
+        })
+    }
+
+    fn skipped(why: String) -> Section {
+        Section {
+            title: "2. Live decode under load".into(),
+            header: vec!["result".into()],
+            rows: vec![vec![format!("not measured: {why}")]],
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn run(wstap: &Path) -> Result<Section> {
+        if !crate::is_root() {
+            return Ok(skipped("needs root".into()));
+        }
+        eprintln!("bench: live decode under load (veth pair between two private namespaces)");
+        let py = "/usr/bin/python3";
+        let peer = root().join("tests/peers/ws_peer.py");
+        let work = WorkDir::create("wstap-bench-live")?;
+        let pair = Pair::create().context("creating the namespaces and the veth pair")?;
+        let mut rows = Vec::new();
+        let mut listening = String::new();
+        for w in workloads() {
+            let ready = work.join("server.ready");
+            let _ = std::fs::remove_file(&ready);
+            let mut server = pair.server.exec(py);
+            server
+                .arg(&peer)
+                .args(["server", "--host", SERVER, "--port", PORT, "--ready"])
+                .arg(&ready)
+                .stdout(Stdio::null());
+            if !w.deflate {
+                server.arg("--no-compression");
+            }
+            let mut server = Reaper(server.spawn().context("starting the WebSocket server")?);
+            wait_for_file(&ready, Duration::from_secs(20), Some(&mut server.0))?;
+
+            let mut cmd = pair.server.exec(wstap);
+            cmd.args(["-i", &pair.iface, "--port", PORT, "--format", "json"]);
+            let r = run_once(&pair, &mut cmd, "wstap", &w, &work)?;
+            if let Some(l) = r.stderr.lines().find(|l| l.starts_with("listening on")) {
+                listening = l.trim().to_string();
+            }
+            let (decoded, _) = summary_counts(&r.stderr);
+            let lost = num_before(&r.stderr, " records lost in kernel");
+            let cut = num_before(&r.stderr, " cut short");
+            let decoded_cell = match decoded {
+                Some(n) if n == r.truth.messages => format!("{} ✓", fmt_count(n)),
+                Some(n) => format!("**{} ✗**", fmt_count(n)),
+                None => "not counted ✗".into(),
+            };
+            let mut remark = problems(&r.stderr);
+            if let Some(c) = cut.filter(|&c| c > 0) {
+                if !remark.is_empty() {
+                    remark += ", ";
+                }
+                remark += &format!("{c} segments cut short");
+            }
+            rows.push(row(
+                &w.label,
+                "wstap -i (JSON)",
+                &r,
+                decoded_cell,
+                match lost {
+                    Some(n) => format!("{} records lost", fmt_count(n)),
+                    None => "?".into(),
+                },
+                remark,
+            ));
+
+            let mut cmd = pair.server.exec("tcpdump");
+            cmd.args(["-i", &pair.iface, "-w", "/dev/null", "port", PORT]);
+            let r = run_once(&pair, &mut cmd, "tcpdump", &w, &work)?;
+            let dropped = num_before(&r.stderr, " packets dropped by kernel");
+            let received = num_before(&r.stderr, " packets received by filter");
+            let captured = num_before(&r.stderr, " packets captured");
+            rows.push(row(
+                &w.label,
+                "tcpdump -w /dev/null",
+                &r,
+                format!(
+                    "— ({} packets captured)",
+                    captured.map(fmt_count).unwrap_or_else(|| "?".into())
+                ),
+                format!(
+                    "{} dropped by kernel (of {} received by filter)",
+                    dropped.map(fmt_count).unwrap_or_else(|| "?".into()),
+                    received.map(fmt_count).unwrap_or_else(|| "?".into())
+                ),
+                String::new(),
+            ));
+        }
+        drop(pair);
+        Ok(Section {
+            title: "2. Live decode under load (veth pair, real peers): `wstap -i` vs `tcpdump -w /dev/null`".into(),
+            header: [
+                "traffic",
+                "tool",
+                "messages (peers' logs)",
+                "messages decoded",
+                "kernel losses",
+                "payload MB/s",
+                "tool CPU s",
+                "CPU % of wall",
+                "remark",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+            notes: vec![
+                format!("- {listening}"),
+                format!("- Two private namespaces joined by a veth pair ({SERVER}/24 and {CLIENT}/24, nothing else); the echo server (`tests/peers/ws_peer.py server`) in one, {CLIENTS} client processes in parallel in the other, as fast as they go; each tool on the server's end of the pair, one run each: `wstap -i IF --port {PORT} --format json > /dev/null`, then `tcpdump -i IF -w /dev/null port {PORT}`."),
+                "- Messages: sent + received (echo) in the clients' logs = messages on the wire; decoded = wstap's exit summary. Kernel losses: wstap's ring-full count; tcpdump's \"packets dropped by kernel\". MB/s = payload bytes in the clients' logs (both directions, 1 MB = 10⁶ B) / wall time of the client run. CPU = the tool's user + system time (wait4), start to exit, over the client run's wall time; kernel-side work in softirq context (the eBPF program, the packet socket copy) is charged to whichever task is running, mostly not to the tool.".into(),
+                "- bulk-deflate sends the same incompressible bytes as bulk, so the compressed payload is about as large as the plain one; wstap inflates every message.".into(),
+            ],
+        })
+    }
+
+    fn row(
+        label: &str,
+        tool: &str,
+        r: &Run,
+        decoded: String,
+        lost: String,
+        remark: String,
+    ) -> Vec<String> {
+        let wall = r.wall.as_secs_f64();
+        vec![
+            label.to_string(),
+            tool.to_string(),
+            fmt_count(r.truth.messages),
+            decoded,
+            lost,
+            fmt_rate(r.truth.bytes as f64 / 1e6 / wall),
+            format!("{:.2}", r.cpu.as_secs_f64()),
+            format!("{:.0} %", 100.0 * r.cpu.as_secs_f64() / wall),
+            remark,
+        ]
+    }
+}
+
+/// Row 4: wstap's memory with 10,000 open WebSocket connections, half of
+/// them with permessage-deflate (`tests/peers/many_conns.py`), idle and
+/// after each sent one message that came back.
+mod memory {
+    use super::offline::{problems, summary_counts, Netns};
+    use super::*;
+
+    const PORT: &str = "9006";
+    const CONNS: u64 = 10_000;
+    /// Target: peak RSS under 256 MB.
+    const TARGET_BYTES: u64 = 256_000_000;
+
+    /// (label, extra wstap arguments, which connections offer deflate).
+    fn runs() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
+        vec![
+            ("default ring (64 MiB), half compressed", vec![], "half"),
+            (
+                "`--ring-size 4194304`, half compressed",
+                vec!["--ring-size", "4194304"],
+                "half",
+            ),
+            (
+                "`--ring-size 4194304`, none compressed",
+                vec!["--ring-size", "4194304"],
+                "none",
+            ),
+        ]
+    }
+
+    /// VmRSS and VmHWM of `pid` in KiB.
+    fn vm(pid: u32) -> (u64, u64) {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let get = |k: &str| {
+            s.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (get("VmRSS:"), get("VmHWM:"))
+    }
+
+    /// `"key": N` from the client's one-line JSON summary.
+    fn json_num(s: &str, key: &str) -> Option<u64> {
+        let i = s.find(&format!("\"{key}\":"))?;
+        let v = s[i + key.len() + 3..].trim_start();
+        v.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    }
+
+    fn skipped(why: String) -> Section {
+        Section {
+            title: "4. Memory with 10,000 open connections".into(),
+            header: vec!["result".into()],
+            rows: vec![vec![format!("not measured: {why}")]],
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn run(wstap: &Path) -> Result<Section> {
+        if !crate::is_root() {
+            return Ok(skipped("needs root".into()));
+        }
+        let mut rows = Vec::new();
+        let mut verdict = String::new();
+        for (label, extra, deflate) in runs() {
+            eprintln!("bench: memory with {CONNS} connections: {label}");
+            let r = one(wstap, &extra, deflate)?;
+            let peak_bytes = r.peak_kib * 1024;
+            let ok = peak_bytes < TARGET_BYTES;
+            if verdict.is_empty() {
+                verdict = format!(
+                    "- Target: peak RSS under 256 MB (244 MiB) with {} connections, half compressed, default options: **{}** ({} MiB).",
+                    fmt_count(CONNS),
+                    if ok { "met" } else { "NOT met" },
+                    mib(r.peak_kib)
+                );
+            }
+            rows.push(vec![
+                label.to_string(),
+                format!(
+                    "{} ({} compressed)",
+                    fmt_count(r.opened),
+                    fmt_count(r.compressed)
+                ),
+                mib(r.start_kib),
+                mib(r.idle_kib),
+                mib(r.after_kib),
+                format!("**{}** {}", mib(r.peak_kib), if ok { "✓" } else { "✗" }),
+                match r.decoded {
+                    Some(n) if n == r.sent => {
+                        format!("{} of {} ✓", fmt_count(n), fmt_count(r.sent))
+                    }
+                    Some(n) => format!("**{} of {} ✗**", fmt_count(n), fmt_count(r.sent)),
+                    None => "not counted ✗".into(),
+                },
+                r.remark,
+            ]);
+        }
+        Ok(Section {
+            title: "4. Memory: `wstap -i lo` with 10,000 open WebSocket connections".into(),
+            header: [
+                "run",
+                "connections open",
+                "RSS MiB before",
+                "RSS MiB idle",
+                "RSS MiB after messages",
+                "peak RSS MiB (VmHWM)",
+                "messages decoded / on the wire",
+                "remark",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+            notes: vec![
+                verdict,
+                format!("- `tests/peers/many_conns.py` on `lo` of a private namespace: a client process opens {} connections (200 at a time) to an echo server process; every other one offers permessage-deflate (websockets' default, which the server accepts with context takeover and 12 window bits both ways). All idle (RSS sampled 2 s after the last opened), then each sends one ~100-byte text message and awaits its echo (sampled 1.5 s after the last echo), holds 3 s and closes. Peak = VmHWM just before wstap is stopped. `wstap -i lo --port {PORT} --format json > /dev/null`.", fmt_count(CONNS)),
+                "- RSS counts the ring buffer's pages mapped into wstap (the kernel maps the data area twice): about 2 × `--ring-size` of the \"before\" column.".into(),
+            ],
+        })
+    }
+
+    struct Measured {
+        opened: u64,
+        compressed: u64,
+        start_kib: u64,
+        idle_kib: u64,
+        after_kib: u64,
+        peak_kib: u64,
+        sent: u64,
+        decoded: Option<u64>,
+        remark: String,
+    }
+
+    fn one(wstap: &Path, extra: &[&str], deflate: &str) -> Result<Measured> {
+        let py = "/usr/bin/python3";
+        let peer = root().join("tests/peers/many_conns.py");
+        let work = WorkDir::create("wstap-bench-mem")?;
+        let ns = Netns::named(&format!("wsbench-m{}", std::process::id()))?;
+        let (child, head, rest) = spawn_listening(
+            ns.exec(wstap)
+                .args(["-i", "lo", "--port", PORT, "--format", "json"])
+                .args(extra),
+            "wstap -i lo",
+        )?;
+        let pid = child.id();
+        let mut wstap_child = Reaper(child);
+        let ready = work.join("server.ready");
+        let mut server = Reaper(
+            ns.exec(py)
+                .arg(&peer)
+                .args(["server", "--host", "127.0.0.1", "--port", PORT, "--ready"])
+                .arg(&ready)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the many-connections server")?,
+        );
+        wait_for_file(&ready, Duration::from_secs(20), Some(&mut server.0))?;
+        let (start_kib, _) = vm(pid);
+        let (idle, go, sent_marker, log) = (
+            work.join("idle"),
+            work.join("go"),
+            work.join("sent"),
+            work.join("client.json"),
+        );
+        let mut client = Reaper(
+            ns.exec(py)
+                .arg(&peer)
+                .args(["client", "--host", "127.0.0.1", "--port", PORT])
+                .args(["--count", &CONNS.to_string(), "--deflate", deflate])
+                .arg("--log")
+                .arg(&log)
+                .arg("--idle-marker")
+                .arg(&idle)
+                .arg("--go")
+                .arg(&go)
+                .arg("--sent-marker")
+                .arg(&sent_marker)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the many-connections client")?,
+        );
+        wait_for_file(&idle, Duration::from_secs(300), Some(&mut client.0))?;
+        std::thread::sleep(Duration::from_secs(2));
+        let (idle_kib, _) = vm(pid);
+        std::fs::write(&go, "go\n")?;
+        wait_for_file(&sent_marker, Duration::from_secs(300), Some(&mut client.0))?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let (after_kib, _) = vm(pid);
+        let st = client.0.wait()?;
+        if !st.success() {
+            bail!("the many-connections client failed ({st})");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, peak_kib) = vm(pid);
+        sigint(&wstap_child.0);
+        let _ = wstap_child.0.wait();
+        let stderr = head + &rest.join().unwrap_or_default();
+        drop(server);
+        drop(ns);
+        let summary = std::fs::read_to_string(&log).context("reading the client's summary")?;
+        let get = |k: &str| json_num(&summary, k).unwrap_or(0);
+        let (decoded, _) = summary_counts(&stderr);
+        let mut remark = problems(&stderr);
+        if let Some(n) = num_before(&stderr, " records lost in kernel").filter(|&n| n > 0) {
+            if !remark.is_empty() {
+                remark += ", ";
+            }
+            remark += &format!("{n} records lost in kernel");
+        }
+        if get("failed") > 0 {
+            if !remark.is_empty() {
+                remark += ", ";
+            }
+            remark += &format!("{} connections failed to open", get("failed"));
+        }
+        Ok(Measured {
+            opened: get("opened"),
+            compressed: get("compressed"),
+            start_kib,
+            idle_kib,
+            after_kib,
+            peak_kib,
+            sent: get("sent") + get("received"),
+            decoded,
+            remark,
+        })
+    }
+}
+
 /// Criterion micro-benchmarks (`capture-user/benches/decode.rs`), quick mode;
 /// the table keeps each benchmark's median time and throughput.
 fn criterion() -> Result<Section> {
@@ -1319,6 +1980,23 @@ mod tests {
             super::kernel::parse_prog_show("1004: sched_cls  name tc_egress  tag 12"),
             ("tc_egress".to_string(), 0, 0)
         );
+    }
+
+    #[test]
+    fn numbers_before_keys_are_found() {
+        let wstap = "listening on x\n100000 segments captured, 6504440 bytes, 7 records lost in kernel (ring full), 0 cut short\n";
+        assert_eq!(num_before(wstap, " records lost in kernel"), Some(7));
+        assert_eq!(num_before(wstap, " cut short"), Some(0));
+        let tcpdump = "27734 packets captured\n31159 packets received by filter\n3425 packets dropped by kernel\n";
+        assert_eq!(
+            num_before(tcpdump, " packets dropped by kernel"),
+            Some(3425)
+        );
+        assert_eq!(
+            num_before(tcpdump, " packets received by filter"),
+            Some(31159)
+        );
+        assert_eq!(num_before(tcpdump, " nothing"), None);
     }
 
     #[test]
