@@ -1,12 +1,18 @@
 //! permessage-deflate (RFC 7692): one raw-inflate context per direction.
 //!
-//! The context is allocated when the first compressed message arrives (not at
-//! handshake time: most connections never send one, and 10,000 idle
-//! contexts would cost ~400 MiB) and freed after every message when the
-//! sender does not take over its context. A context that missed data (gap,
-//! mid-stream start, failed message) is dropped: a fresh one either inflates
-//! the next message correctly (it refers to nothing older) or fails with
-//! "invalid distance too far back", never yields wrong bytes.
+//! Between messages a direction keeps only what the next message may refer
+//! back to: the last `2^window_bits` bytes of its output (4 KiB for the
+//! common 12-bit windows, 32 KiB at most). Each message is inflated by a
+//! fresh inflater primed with that history as its dictionary, which gives
+//! exactly the bytes a long-lived context would (a message always starts on
+//! a block boundary after the sender's sync flush). A live zlib-rs inflater
+//! holds about 47 KB whatever the window, so keeping one per direction cost
+//! ~350 MiB for 5,000 compressed connections; the history costs what the
+//! window says. Nothing is allocated before the first compressed message;
+//! the history is dropped after every message when the sender does not take
+//! over its context, and whenever data was missed (gap, mid-stream start,
+//! failed message): a message that then refers back fails with "invalid
+//! distance too far back", it never yields wrong bytes.
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -53,18 +59,22 @@ pub struct Inflated {
 /// A direction's inflate state; holds no memory until first used.
 #[derive(Default)]
 pub struct Inflater {
-    ctx: Option<Box<Decompress>>,
+    /// The last `2^window_bits` bytes of this direction's output.
+    history: Vec<u8>,
+    /// A context is in use (its history may still be empty).
+    live: bool,
 }
 
 impl Inflater {
     /// Forgets the context (data was lost, or the sender resets it).
     pub fn reset(&mut self) {
-        self.ctx = None;
+        self.history = Vec::new();
+        self.live = false;
     }
 
-    /// True while a context is allocated.
+    /// True while a context is kept between messages.
     pub fn has_context(&self) -> bool {
-        self.ctx.is_some()
+        self.live
     }
 
     /// Inflates one message's compressed payload. `complete`: the whole
@@ -91,36 +101,78 @@ impl Inflater {
         limit: u64,
     ) -> Result<Inflated, String> {
         let bits = cfg.window_bits.clamp(9, 15);
-        let ctx = self
-            .ctx
-            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
+        let mut ctx = Decompress::new_with_window_bits(false, bits);
+        let mut history = History {
+            bytes: std::mem::take(&mut self.history),
+            window: 1 << bits,
+        };
+        self.live = false;
+        if !history.bytes.is_empty() {
+            ctx.set_dictionary(&history.bytes).map_err(|e| e.to_string())?;
+        }
         let mut res = Inflated {
             data: Vec::new(),
             len: 0,
             capped: false,
         };
         let mut scratch = [0u8; 4096];
-        let r = run(ctx, input, &mut res, max_out, limit, &mut scratch).and_then(|end| {
+        let mut out = Out {
+            res: &mut res,
+            history: &mut history,
+            scratch: &mut scratch,
+        };
+        let end = run(&mut ctx, input, &mut out, max_out, limit).and_then(|end| {
             if complete && end == End::More {
-                run(ctx, &TAIL, &mut res, max_out, limit, &mut scratch)
+                run(&mut ctx, &TAIL, &mut out, max_out, limit)
             } else {
                 Ok(end)
             }
-        });
-        match r {
-            Ok(end) => {
-                // A stream that ended, was cut, or was given up on cannot go on.
-                if cfg.no_context_takeover || !complete || end != End::More {
-                    self.ctx = None;
-                }
-                Ok(res)
-            }
-            Err(e) => {
-                self.ctx = None;
-                Err(e)
-            }
+        })?;
+        // A stream that ended, was cut, or was given up on cannot go on.
+        if !cfg.no_context_takeover && complete && end == End::More {
+            history.trim();
+            history.bytes.shrink_to(history.window);
+            self.history = history.bytes;
+            self.live = true;
+        }
+        Ok(res)
+    }
+}
+
+/// The sliding tail of a direction's output that later messages may refer to.
+struct History {
+    bytes: Vec<u8>,
+    /// `2^window_bits`.
+    window: usize,
+}
+
+impl History {
+    fn push(&mut self, produced: &[u8]) {
+        if produced.len() >= self.window {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&produced[produced.len() - self.window..]);
+            return;
+        }
+        self.bytes.extend_from_slice(produced);
+        // Trim in batches: at most one move per window's worth of output.
+        if self.bytes.len() >= 2 * self.window {
+            self.trim();
         }
     }
+
+    fn trim(&mut self) {
+        let excess = self.bytes.len().saturating_sub(self.window);
+        self.bytes.drain(..excess);
+    }
+}
+
+/// Where one message's output goes: kept (up to `max_out`), and always
+/// into the history.
+struct Out<'a> {
+    res: &'a mut Inflated,
+    history: &'a mut History,
+    scratch: &'a mut [u8],
 }
 
 /// How a [`run`] stopped.
@@ -139,12 +191,12 @@ enum End {
 fn run(
     ctx: &mut Decompress,
     mut input: &[u8],
-    res: &mut Inflated,
+    out: &mut Out<'_>,
     max_out: usize,
     limit: u64,
-    scratch: &mut [u8],
 ) -> Result<End, String> {
     loop {
+        let res = &mut *out.res;
         if res.len > limit {
             res.capped = true;
             return Ok(End::GaveUp);
@@ -160,18 +212,21 @@ fn run(
             let st = ctx.decompress(input, &mut res.data[start..], FlushDecompress::Sync);
             let produced = (ctx.total_out() - before_out) as usize;
             res.data.truncate(start + produced);
+            out.history.push(&res.data[start..]);
             (st, room)
         } else {
-            let st = ctx.decompress(input, scratch, FlushDecompress::Sync);
-            if ctx.total_out() > before_out {
+            let st = ctx.decompress(input, out.scratch, FlushDecompress::Sync);
+            let produced = (ctx.total_out() - before_out) as usize;
+            if produced > 0 {
                 res.capped = true;
             }
-            (st, scratch.len())
+            out.history.push(&out.scratch[..produced]);
+            (st, out.scratch.len())
         };
         let status = status.map_err(|e| e.to_string())?;
         let consumed = (ctx.total_in() - before_in) as usize;
         let produced = (ctx.total_out() - before_out) as usize;
-        res.len += produced as u64;
+        out.res.len += produced as u64;
         input = input.get(consumed..).unwrap_or(&[]);
         match status {
             Status::StreamEnd => return Ok(End::Final),
@@ -208,6 +263,42 @@ pub(crate) mod tests {
 
     pub(crate) fn raw_compressor() -> Compress {
         Compress::new_with_window_bits(Compression::default(), false, 15)
+    }
+
+    /// Later messages refer back into earlier ones across more than a
+    /// window of output, with the full and a reduced window: inflating with
+    /// only the kept history must give exactly what was compressed, and the
+    /// history stays one window long.
+    #[test]
+    fn takeover_across_many_messages_keeps_only_a_window() {
+        for bits in [15u8, 9] {
+            let mut c = Compress::new_with_window_bits(Compression::default(), false, bits);
+            let mut inf = Inflater::default();
+            let cfg = DeflateConfig {
+                window_bits: bits,
+                no_context_takeover: false,
+            };
+            let mut x = 12345u32;
+            let mut prev: Vec<u8> = Vec::new();
+            for i in 0..12 {
+                // Fresh pseudo-random bytes, then a repeat of the end of the
+                // previous message (a back-reference into it).
+                let mut msg: Vec<u8> = (0..(3000 + i * 7000))
+                    .map(|_| {
+                        x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                        (x >> 16) as u8
+                    })
+                    .collect();
+                let tail = prev.len().saturating_sub(200);
+                msg.extend_from_slice(&prev[tail..]);
+                let z = compress_msg(&mut c, &msg);
+                let out = inf.inflate(cfg, &z, true, 1 << 20).unwrap();
+                assert_eq!(out.data, msg, "bits {bits}, message {i}");
+                assert!(inf.history.len() <= 1 << bits);
+                assert!(inf.history.capacity() <= 1 << bits, "history capacity stays one window");
+                prev = msg;
+            }
+        }
     }
 
     #[test]
