@@ -20,8 +20,7 @@ use aya_ebpf::{
     },
     helpers::{
         bpf_ktime_get_ns, bpf_ringbuf_output, bpf_ringbuf_query, bpf_skb_load_bytes,
-        bpf_xdp_get_buff_len,
-        bpf_xdp_load_bytes,
+        bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
     },
     macros::{classifier, map, xdp},
     maps::{lpm_trie::Key, Array, LpmTrie, PerCpuArray, RingBuf},
@@ -522,7 +521,8 @@ fn wakeup_flags(size: u64) -> u64 {
         return 0;
     }
     // SAFETY: RECORDS is a ring buffer map; the query only reads its positions.
-    let waiting = unsafe { bpf_ringbuf_query(&RECORDS as *const _ as *mut _, BPF_RB_AVAIL_DATA as u64) };
+    let waiting =
+        unsafe { bpf_ringbuf_query(&RECORDS as *const _ as *mut _, BPF_RB_AVAIL_DATA as u64) };
     if waiting + size >= threshold {
         BPF_RB_FORCE_WAKEUP as u64
     } else {

@@ -140,7 +140,11 @@ fn check(output: &str, log: &str, json: bool) -> Result<()> {
                 + c["received"].as_array().map_or(0, |a| a.len())
         })
         .sum();
-    let marker = if json { "\"event\":\"ws_message\"" } else { " ws_message " };
+    let marker = if json {
+        "\"event\":\"ws_message\""
+    } else {
+        " ws_message "
+    };
     let decoded = output.lines().filter(|l| l.contains(marker)).count();
     if decoded != expected {
         bail!("demo: wstap decoded {decoded} messages, the peers exchanged {expected}");

@@ -328,7 +328,11 @@ impl Tap {
             .map_max_entries(capture_common::MAP_RING, ring_size)
             .override_global(capture_common::GLOBAL_FILTER_HOSTS, &hosts_on, true)
             .override_global(capture_common::GLOBAL_FILTER_PORTS, &ports_on, true)
-            .override_global(capture_common::GLOBAL_WAKEUP_BYTES, &wakeup_bytes(ring_size), true)
+            .override_global(
+                capture_common::GLOBAL_WAKEUP_BYTES,
+                &wakeup_bytes(ring_size),
+                true,
+            )
             .override_global(aya_log::LEVEL, &log_level, false)
             .load(EBPF_OBJECT)
             .map_err(|e| match &e {

@@ -108,7 +108,8 @@ impl Inflater {
         };
         self.live = false;
         if !history.bytes.is_empty() {
-            ctx.set_dictionary(&history.bytes).map_err(|e| e.to_string())?;
+            ctx.set_dictionary(&history.bytes)
+                .map_err(|e| e.to_string())?;
         }
         let mut res = Inflated {
             data: Vec::new(),
@@ -295,7 +296,10 @@ pub(crate) mod tests {
                 let out = inf.inflate(cfg, &z, true, 1 << 20).unwrap();
                 assert_eq!(out.data, msg, "bits {bits}, message {i}");
                 assert!(inf.history.len() <= 1 << bits);
-                assert!(inf.history.capacity() <= 1 << bits, "history capacity stays one window");
+                assert!(
+                    inf.history.capacity() <= 1 << bits,
+                    "history capacity stays one window"
+                );
                 prev = msg;
             }
         }

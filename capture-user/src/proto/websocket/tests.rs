@@ -376,7 +376,11 @@ fn one_sided_capture_decodes_client_frames() {
     let mut d = frame(false, 0, 1, Some(MASK), b"frag");
     d.extend(frame(true, 0, 0, Some(MASK), b"mented"));
     let second = frame(true, 0, 2, Some(MASK), b"\x00\x01");
-    let v = run(&[Data(I, req(None)), Data(I, d[..5].to_vec()), Data(I, d[5..].to_vec())]);
+    let v = run(&[
+        Data(I, req(None)),
+        Data(I, d[..5].to_vec()),
+        Data(I, d[5..].to_vec()),
+    ]);
     let names: Vec<_> = v.iter().map(|r| r.kind.name()).collect();
     assert_eq!(names, ["http_request", "ws_message"], "{v:?}");
     assert_eq!(text_of(&v[1]), b"fragmented");
@@ -389,7 +393,11 @@ fn one_sided_capture_decodes_client_frames() {
         Data(I, second.clone()),
     ]);
     let names: Vec<_> = late.iter().map(|r| r.kind.name()).collect();
-    assert_eq!(names, ["http_request", "ws_message", "ws_open", "ws_message"], "{late:?}");
+    assert_eq!(
+        names,
+        ["http_request", "ws_message", "ws_open", "ws_message"],
+        "{late:?}"
+    );
     assert_eq!(msg(&late[3]).1, b"\x00\x01".to_vec());
 }
 
