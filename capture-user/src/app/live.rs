@@ -47,7 +47,7 @@ use crate::decode::{DecodeStats, Decoder};
 use crate::filter::Filter;
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
-use crate::source::{tcp_flags, Segment};
+use crate::source::Segment;
 use crate::tap::{Counters, Record, Tap, TapConfig};
 
 pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
@@ -459,7 +459,7 @@ impl Printer {
             if rec.is_egress() { "Out" } else { "In " },
             seg.src,
             seg.dst,
-            flags_str(seg.flags),
+            crate::sink::text::flag_letters(seg.flags),
             seg.seq,
             seg.ack,
             seg.window,
@@ -481,25 +481,4 @@ impl Printer {
             }
         }
     }
-}
-
-/// tcpdump-style flags: S F R P U and `.` for ACK.
-fn flags_str(f: u8) -> String {
-    let mut s = String::new();
-    for (bit, c) in [
-        (tcp_flags::SYN, 'S'),
-        (tcp_flags::FIN, 'F'),
-        (tcp_flags::RST, 'R'),
-        (tcp_flags::PSH, 'P'),
-        (tcp_flags::URG, 'U'),
-        (tcp_flags::ACK, '.'),
-    ] {
-        if f & bit != 0 {
-            s.push(c);
-        }
-    }
-    if s.is_empty() {
-        s.push_str("none");
-    }
-    s
 }
