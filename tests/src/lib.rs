@@ -15,6 +15,26 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Records that `test` skipped and why: a loud line on stderr (hidden by
+/// cargo test's capture when the test "passes"), and a line in the file
+/// named by `WSTAP_SKIP_LOG`, which `cargo xtask test` prints at the end so
+/// no skip passes for a pass.
+pub fn skip(test: &str, reason: &str) {
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = format!("!!!! SKIPPED {test}: {reason} !!!!");
+    eprintln!("\n{line}\n");
+    if let Some(path) = std::env::var_os("WSTAP_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
 /// Returns false, after printing a loud reason, when the test must skip.
 /// In CI (`CI` set) a missing privilege is a failure, not a skip.
 pub fn require_root(test: &str) -> bool {
@@ -24,7 +44,10 @@ pub fn require_root(test: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: needs root, and CI runs as root: refusing to skip");
     }
-    eprintln!("\n!!!! SKIPPED {test}: needs root (network namespaces, eBPF). Run `sudo cargo xtask test`. !!!!\n");
+    skip(
+        test,
+        "needs root (network namespaces, eBPF). Run `sudo -E cargo xtask test`",
+    );
     false
 }
 
@@ -44,7 +67,10 @@ pub fn require_tool(test: &str, program: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {program} is not installed; `cargo xtask setup` installs it");
     }
-    eprintln!("\n!!!! SKIPPED {test}: {program} not found. Run `cargo xtask setup`. !!!!\n");
+    skip(
+        test,
+        &format!("{program} not found. Run `cargo xtask setup`"),
+    );
     false
 }
 

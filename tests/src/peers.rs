@@ -32,9 +32,7 @@ pub fn python_or_skip(test: &str) -> Option<PathBuf> {
         if std::env::var_os("CI").is_some() {
             panic!("{test}: python3-websockets missing; `cargo xtask setup` installs it");
         }
-        eprintln!(
-            "\n!!!! SKIPPED {test}: no python3 with websockets. Run `cargo xtask setup`. !!!!\n"
-        );
+        crate::skip(test, "no python3 with websockets. Run `cargo xtask setup`");
     }
     py
 }

@@ -25,8 +25,9 @@ fn corpus() -> Option<PathBuf> {
         if std::env::var_os("CI").is_some() {
             panic!("../shared/corpus is missing in CI");
         }
-        eprintln!(
-            "\n!!!! SKIPPED conformance: ../shared/corpus not found beside the project !!!!\n"
+        tests::skip(
+            "conformance",
+            "../shared/corpus not found beside the project",
         );
     }
     d

@@ -119,7 +119,7 @@ fn peers_conversations_decode_exactly() {
         if std::env::var_os("CI").is_some() {
             panic!("{name}: python3-websockets missing");
         }
-        eprintln!("\n!!!! SKIPPED {name}: no python3 with websockets !!!!\n");
+        tests::skip(name, "no python3 with websockets. Run `cargo xtask setup`");
         return;
     };
     let dir = std::env::temp_dir().join(format!("wstap-peers-{}", std::process::id()));

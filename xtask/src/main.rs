@@ -152,11 +152,23 @@ fn test(extra: &[String]) -> Result<()> {
             "\n!!!! xtask test: not root: the privileged tests (eBPF, network namespaces) will SKIP. Run `sudo -E cargo xtask test` to run them. !!!!\n"
         );
     }
+    // Tests that skip write a line here; printed below so that a skip is
+    // never mistaken for a pass (cargo test hides a passing test's stderr).
+    let skip_log = target_dir().join("skipped-tests.txt");
+    let _ = std::fs::remove_file(&skip_log);
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"])
         .args(extra)
-        .env("WSTAP_BIN", &bin);
-    status(&mut cmd)?;
+        .env("WSTAP_BIN", &bin)
+        .env("WSTAP_SKIP_LOG", &skip_log);
+    let result = status(&mut cmd);
+    if let Ok(skips) = std::fs::read_to_string(&skip_log) {
+        eprintln!();
+        for line in skips.lines() {
+            eprintln!("{line}");
+        }
+    }
+    result?;
     // The README's first command must keep working: run the demo and check
     // that wstap decoded every message its peers exchanged.
     if extra.is_empty() {
