@@ -275,6 +275,24 @@ fn is_loopback(name: &str, index: u32) -> bool {
     }
 }
 
+/// Program `name` of the object as its concrete type (`SchedClassifier`,
+/// `Xdp`), or which program was missing or of the wrong kind.
+fn program<'a, T>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut T, TapError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(TapError::Program {
+            prog: name,
+            source: ProgramError::NotLoaded,
+        })?
+        .try_into()
+        .map_err(|e| TapError::Program {
+            prog: name,
+            source: e,
+        })
+}
+
 /// How often user space looks into the ring without a kernel wakeup: the
 /// longest a record below the wakeup threshold waits to be decoded.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
@@ -363,17 +381,7 @@ impl Tap {
                 }
                 let mut ids = Vec::new();
                 for (name, at) in dirs {
-                    let prog: &mut SchedClassifier = ebpf
-                        .program_mut(name)
-                        .ok_or(TapError::Program {
-                            prog: name,
-                            source: ProgramError::NotLoaded,
-                        })?
-                        .try_into()
-                        .map_err(|e| TapError::Program {
-                            prog: name,
-                            source: e,
-                        })?;
+                    let prog: &mut SchedClassifier = program(&mut ebpf, name)?;
                     prog.load().map_err(|e| TapError::Program {
                         prog: name,
                         source: e,
@@ -398,17 +406,7 @@ impl Tap {
             }
             AttachKind::Xdp => {
                 let name = capture_common::PROG_XDP;
-                let prog: &mut Xdp = ebpf
-                    .program_mut(name)
-                    .ok_or(TapError::Program {
-                        prog: name,
-                        source: ProgramError::NotLoaded,
-                    })?
-                    .try_into()
-                    .map_err(|e| TapError::Program {
-                        prog: name,
-                        source: e,
-                    })?;
+                let prog: &mut Xdp = program(&mut ebpf, name)?;
                 prog.load().map_err(|e| TapError::Program {
                     prog: name,
                     source: e,
