@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::Value;
 use tests::netns::{Netns, VethPair};
 use tests::peers::{peer_script, python_or_skip, Reaper};
@@ -117,91 +116,6 @@ fn stop(w: Wstap) -> (Summary, Vec<Value>, String) {
     );
     assert!(out.stderr.contains(" gaps ("), "{}", out.stderr);
     (sum, events, out.stderr)
-}
-
-/// Bytes of a logged message.
-fn logged(m: &Value) -> Vec<u8> {
-    if let Some(t) = m["text"].as_str() {
-        return t.as_bytes().to_vec();
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(m["b64"].as_str().unwrap())
-        .unwrap()
-}
-
-/// Which directions the capture saw.
-#[derive(Clone, Copy, PartialEq)]
-enum Seen {
-    Both,
-    ClientToServer,
-}
-
-/// Checks one logged conversation against wstap's events: every message,
-/// in order, with its type, length, fragments, compression and payload;
-/// client pings; the client's close; and no gap or violation.
-fn check_conversation(events: &[Value], conv: &Value, seen: Seen) {
-    let cname = conv["name"].as_str().unwrap();
-    let port = conv["local_port"].as_u64().unwrap() as u16;
-    let of_conn: Vec<&Value> = events
-        .iter()
-        .filter(|e| common::port_of(&e["src"]) == port || common::port_of(&e["dst"]) == port)
-        .collect();
-    assert!(!of_conn.is_empty(), "{cname}: no events for port {port}");
-    let deflate = !conv["extensions"].as_array().unwrap().is_empty();
-    let mut dirs = vec![("client_to_server", "sent", true)];
-    if seen == Seen::Both {
-        dirs.push(("server_to_client", "received", false));
-    }
-    for (dir, list, from_client) in dirs {
-        let got: Vec<&&Value> = of_conn
-            .iter()
-            .filter(|e| e["event"] == "ws_message")
-            .filter(|e| (common::port_of(&e["src"]) == port) == from_client)
-            .collect();
-        let want = conv[list].as_array().unwrap();
-        assert_eq!(got.len(), want.len(), "{cname} {dir}: message count");
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            let at = format!("{cname} {dir} #{i}");
-            assert_eq!(g["dir"], dir, "{at}");
-            assert_eq!(g["opcode"], w["type"], "{at}: opcode");
-            assert_eq!(g["len"], w["len"], "{at}: len");
-            assert_eq!(g["truncated"], false, "{at}");
-            assert_eq!(g["compressed"], deflate, "{at}: compressed");
-            if let Some(f) = w["fragments"].as_u64() {
-                assert_eq!(g["fragments"].as_u64(), Some(f), "{at}: fragments");
-            }
-            assert!(common::payload(g) == logged(w), "{at}: payload differs");
-        }
-    }
-    let pings: Vec<String> = of_conn
-        .iter()
-        .filter(|e| e["event"] == "ws_ping" && common::port_of(&e["src"]) == port)
-        .map(|e| base64::engine::general_purpose::STANDARD.encode(common::payload(e)))
-        .collect();
-    let want: Vec<&str> = conv["pings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
-    assert_eq!(pings, want, "{cname}: pings");
-    let close = of_conn
-        .iter()
-        .find(|e| e["event"] == "ws_close" && common::port_of(&e["src"]) == port)
-        .unwrap_or_else(|| panic!("{cname}: no client close"));
-    assert_eq!(
-        (&close["code"], &close["reason"]),
-        (&1000.into(), &"bye".into())
-    );
-    for bad in [
-        "gap",
-        "violation",
-        "ws_undecompressable",
-        "overlap_mismatch",
-    ] {
-        let hit = of_conn.iter().find(|e| e["event"] == bad);
-        assert!(hit.is_none(), "{cname}: unexpected {bad}: {hit:?}");
-    }
 }
 
 /// wstap's data messages, pings and pongs per direction, each with whether
@@ -342,7 +256,7 @@ fn live_tc_concurrent_conversations_and_pcapng() {
     eprintln!("{stderr}");
     assert_eq!(sum.records_lost, 0, "{stderr}");
     for conv in &convs {
-        check_conversation(&events, conv, Seen::Both);
+        common::check_conversation(&events, conv, common::Seen::Both);
     }
     assert!(stderr.contains("packets written to"), "{stderr}");
     check_status_lines(&stderr);
@@ -381,7 +295,7 @@ fn live_tc_workers_shard_connections() {
     assert_eq!(sum.records_lost, 0, "{stderr}");
     let mut ids = HashSet::new();
     for conv in &convs {
-        check_conversation(&events, conv, Seen::Both);
+        common::check_conversation(&events, conv, common::Seen::Both);
         let port = conv["local_port"].as_u64().unwrap() as u16;
         let of_conn: HashSet<u64> = events
             .iter()
@@ -432,7 +346,7 @@ fn live_xdp_loopback_both_directions() {
     eprintln!("{stderr}");
     assert_eq!(sum.records_lost, 0, "{stderr}");
     for conv in &convs {
-        check_conversation(&events, conv, Seen::Both);
+        common::check_conversation(&events, conv, common::Seen::Both);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -466,7 +380,7 @@ fn live_xdp_server_veth_client_messages() {
     );
     let (_, events, _) = stop(w);
     for conv in &convs {
-        check_conversation(&events, conv, Seen::ClientToServer);
+        common::check_conversation(&events, conv, common::Seen::ClientToServer);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -520,7 +434,7 @@ fn live_tiny_ring_losses_are_gaps_not_wrong_messages() {
     // Client and server send the same messages (echo): one set of payloads.
     let sent: HashSet<Vec<u8>> = convs
         .iter()
-        .flat_map(|c| c["sent"].as_array().unwrap().iter().map(logged))
+        .flat_map(|c| c["sent"].as_array().unwrap().iter().map(common::logged))
         .collect();
     let msgs = common::named(&events, "ws_message");
     let wrong = msgs

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::Value;
 use tests::netns::Netns;
 use tests::peers::{peer_script, Reaper};
@@ -99,16 +98,6 @@ fn record(ns: &Netns, dir: &Path, py: &Path, conversations: &[&str]) -> (PathBuf
     (cap, log)
 }
 
-/// Bytes of a logged message.
-fn logged(m: &Value) -> Vec<u8> {
-    if let Some(t) = m["text"].as_str() {
-        return t.as_bytes().to_vec();
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(m["b64"].as_str().unwrap())
-        .unwrap()
-}
-
 #[test]
 fn peers_conversations_decode_exactly() {
     let name = "peers_conversations_decode_exactly";
@@ -154,67 +143,7 @@ fn peers_conversations_decode_exactly() {
             deflate,
             "{cname}: deflate negotiated"
         );
-        for (dir, list, from_client) in [
-            ("client_to_server", "sent", true),
-            ("server_to_client", "received", false),
-        ] {
-            let got: Vec<&&Value> = of_conn
-                .iter()
-                .filter(|e| e["event"] == "ws_message")
-                .filter(|e| (common::port_of(&e["src"]) == port) == from_client)
-                .collect();
-            let want = conv[list].as_array().unwrap();
-            assert_eq!(got.len(), want.len(), "{cname} {dir}: message count");
-            for (i, (g, w)) in got.iter().zip(want).enumerate() {
-                assert_eq!(g["dir"], dir, "{cname} {dir} #{i}");
-                assert_eq!(g["opcode"], w["type"], "{cname} {dir} #{i}: opcode");
-                assert_eq!(g["len"], w["len"], "{cname} {dir} #{i}: len");
-                assert_eq!(g["truncated"], false, "{cname} {dir} #{i}");
-                assert_eq!(g["compressed"], deflate, "{cname} {dir} #{i}: compressed");
-                if let Some(f) = w["fragments"].as_u64() {
-                    assert_eq!(
-                        g["fragments"].as_u64(),
-                        Some(f),
-                        "{cname} {dir} #{i}: fragments"
-                    );
-                }
-                assert!(
-                    common::payload(g) == logged(w),
-                    "{cname} {dir} #{i}: payload differs"
-                );
-            }
-        }
-        // Client pings reach the server with their payload; close 1000 "bye".
-        let pings: Vec<String> = of_conn
-            .iter()
-            .filter(|e| e["event"] == "ws_ping" && common::port_of(&e["src"]) == port)
-            .map(|e| base64::engine::general_purpose::STANDARD.encode(common::payload(e)))
-            .collect();
-        let want_pings: Vec<String> = conv["pings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(pings, want_pings, "{cname}: pings");
-        let close = of_conn
-            .iter()
-            .find(|e| e["event"] == "ws_close" && common::port_of(&e["src"]) == port)
-            .unwrap_or_else(|| panic!("{cname}: no client close"));
-        assert_eq!(close["code"], 1000);
-        assert_eq!(close["reason"], "bye");
-        for bad in [
-            "gap",
-            "violation",
-            "ws_undecompressable",
-            "overlap_mismatch",
-        ] {
-            assert!(
-                !of_conn.iter().any(|e| e["event"] == bad),
-                "{cname}: unexpected {bad}: {:?}",
-                of_conn.iter().find(|e| e["event"] == bad)
-            );
-        }
+        common::check_conversation(events, conv, common::Seen::Both);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

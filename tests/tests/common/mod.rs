@@ -66,3 +66,88 @@ pub fn port_of(addr: &Value) -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0)
 }
+
+/// Bytes of a logged message.
+pub fn logged(m: &Value) -> Vec<u8> {
+    if let Some(t) = m["text"].as_str() {
+        return t.as_bytes().to_vec();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(m["b64"].as_str().unwrap())
+        .unwrap()
+}
+
+/// Which directions the capture saw.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Seen {
+    Both,
+    ClientToServer,
+}
+
+/// Checks one logged conversation against wstap's events: every message,
+/// in order, with its type, length, fragments, compression and payload;
+/// client pings; the client's close; and no gap or violation.
+pub fn check_conversation(events: &[Value], conv: &Value, seen: Seen) {
+    let cname = conv["name"].as_str().unwrap();
+    let port = conv["local_port"].as_u64().unwrap() as u16;
+    let of_conn: Vec<&Value> = events
+        .iter()
+        .filter(|e| port_of(&e["src"]) == port || port_of(&e["dst"]) == port)
+        .collect();
+    assert!(!of_conn.is_empty(), "{cname}: no events for port {port}");
+    let deflate = !conv["extensions"].as_array().unwrap().is_empty();
+    let mut dirs = vec![("client_to_server", "sent", true)];
+    if seen == Seen::Both {
+        dirs.push(("server_to_client", "received", false));
+    }
+    for (dir, list, from_client) in dirs {
+        let got: Vec<&&Value> = of_conn
+            .iter()
+            .filter(|e| e["event"] == "ws_message")
+            .filter(|e| (port_of(&e["src"]) == port) == from_client)
+            .collect();
+        let want = conv[list].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{cname} {dir}: message count");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let at = format!("{cname} {dir} #{i}");
+            assert_eq!(g["dir"], dir, "{at}");
+            assert_eq!(g["opcode"], w["type"], "{at}: opcode");
+            assert_eq!(g["len"], w["len"], "{at}: len");
+            assert_eq!(g["truncated"], false, "{at}");
+            assert_eq!(g["compressed"], deflate, "{at}: compressed");
+            if let Some(f) = w["fragments"].as_u64() {
+                assert_eq!(g["fragments"].as_u64(), Some(f), "{at}: fragments");
+            }
+            assert!(payload(g) == logged(w), "{at}: payload differs");
+        }
+    }
+    let pings: Vec<String> = of_conn
+        .iter()
+        .filter(|e| e["event"] == "ws_ping" && port_of(&e["src"]) == port)
+        .map(|e| base64::engine::general_purpose::STANDARD.encode(payload(e)))
+        .collect();
+    let want: Vec<&str> = conv["pings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(pings, want, "{cname}: pings");
+    let close = of_conn
+        .iter()
+        .find(|e| e["event"] == "ws_close" && port_of(&e["src"]) == port)
+        .unwrap_or_else(|| panic!("{cname}: no client close"));
+    assert_eq!(
+        (&close["code"], &close["reason"]),
+        (&1000.into(), &"bye".into())
+    );
+    for bad in [
+        "gap",
+        "violation",
+        "ws_undecompressable",
+        "overlap_mismatch",
+    ] {
+        let hit = of_conn.iter().find(|e| e["event"] == bad);
+        assert!(hit.is_none(), "{cname}: unexpected {bad}: {hit:?}");
+    }
+}
