@@ -78,6 +78,16 @@ pub struct Section {
 }
 
 impl Section {
+    /// A section that could not be measured, saying why.
+    fn skipped(title: &str, why: String) -> Section {
+        Section {
+            title: title.into(),
+            header: vec!["result".into()],
+            rows: vec![vec![format!("not measured: {why}")]],
+            notes: Vec::new(),
+        }
+    }
+
     fn markdown(&self) -> String {
         let mut s = format!("### {}\n\n", self.title);
         let _ = writeln!(s, "| {} |", self.header.join(" | "));
@@ -1011,14 +1021,7 @@ mod kernel {
         }
     }
 
-    fn skipped(why: String) -> Section {
-        Section {
-            title: "3. In-kernel cost per packet".into(),
-            header: vec!["result".into()],
-            rows: vec![vec![format!("not measured: {why}")]],
-            notes: Vec::new(),
-        }
-    }
+    const TITLE: &str = "3. In-kernel cost per packet";
 
     /// Ids of the BPF programs `pid` holds, from /proc/PID/fdinfo.
     fn prog_ids(pid: u32) -> Result<Vec<u32>> {
@@ -1069,7 +1072,7 @@ mod kernel {
 
     pub fn run(wstap: &Path) -> Result<Section> {
         if !crate::is_root() {
-            return Ok(skipped("needs root".into()));
+            return Ok(Section::skipped(TITLE, "needs root".into()));
         }
         eprintln!("bench: in-kernel cost per packet (wstap -i lo in a private namespace)");
         let py = "/usr/bin/python3";
@@ -1090,10 +1093,13 @@ mod kernel {
             let mut l = String::new();
             if err.read_line(&mut l)? == 0 {
                 let st = child.wait()?;
-                return Ok(skipped(format!(
-                    "`wstap -i lo` did not attach ({st}): {}",
-                    head.trim().replace('\n', " ")
-                )));
+                return Ok(Section::skipped(
+                    TITLE,
+                    format!(
+                        "`wstap -i lo` did not attach ({st}): {}",
+                        head.trim().replace('\n', " ")
+                    ),
+                ));
             }
             head += &l;
             if l.starts_with("listening on") {
@@ -1104,7 +1110,7 @@ mod kernel {
         let wstap_child = Reaper(child);
         let ids = prog_ids(pid)?;
         if ids.is_empty() {
-            return Ok(skipped("wstap holds no BPF program".into()));
+            return Ok(Section::skipped(TITLE, "wstap holds no BPF program".into()));
         }
         let ready = work.join("server.ready");
         let _server = Reaper(
@@ -1482,18 +1488,11 @@ mod live {
         })
     }
 
-    fn skipped(why: String) -> Section {
-        Section {
-            title: "2. Live decode under load".into(),
-            header: vec!["result".into()],
-            rows: vec![vec![format!("not measured: {why}")]],
-            notes: Vec::new(),
-        }
-    }
+    const TITLE: &str = "2. Live decode under load";
 
     pub fn run(wstap: &Path) -> Result<Section> {
         if !crate::is_root() {
-            return Ok(skipped("needs root".into()));
+            return Ok(Section::skipped(TITLE, "needs root".into()));
         }
         eprintln!("bench: live decode under load (veth pair between two private namespaces)");
         let py = "/usr/bin/python3";
@@ -1674,18 +1673,11 @@ mod memory {
             .ok()
     }
 
-    fn skipped(why: String) -> Section {
-        Section {
-            title: "4. Memory with 10,000 open connections".into(),
-            header: vec!["result".into()],
-            rows: vec![vec![format!("not measured: {why}")]],
-            notes: Vec::new(),
-        }
-    }
+    const TITLE: &str = "4. Memory with 10,000 open connections";
 
     pub fn run(wstap: &Path) -> Result<Section> {
         if !crate::is_root() {
-            return Ok(skipped("needs root".into()));
+            return Ok(Section::skipped(TITLE, "needs root".into()));
         }
         let mut rows = Vec::new();
         let mut verdict = String::new();
