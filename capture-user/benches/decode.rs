@@ -225,6 +225,7 @@ impl Trace {
                     (&self.server, &mut sseq, cseq)
                 };
                 let s = Segment {
+                    iface: 0,
                     ts_ns: 1_000_000 * i as u64,
                     src: d.src,
                     dst: d.dst,

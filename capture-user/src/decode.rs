@@ -271,6 +271,7 @@ mod tests {
 
     fn seg<'a>(from: &str, to: &str, ts: u64, seq: u32, flags: u8, p: &'a [u8]) -> Segment<'a> {
         Segment {
+            iface: 0,
             ts_ns: ts,
             src: from.parse().unwrap(),
             dst: to.parse().unwrap(),

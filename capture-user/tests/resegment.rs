@@ -200,6 +200,7 @@ fn run(segs: &[Seg]) -> (Facts, u64) {
             (server(), client())
         };
         let seg = Segment {
+            iface: 0,
             ts_ns: 1_000 + i as u64,
             src,
             dst,
@@ -229,6 +230,7 @@ fn run_flow(segs: &[Seg]) -> (Vec<u8>, Vec<u8>, u64) {
             (server(), client())
         };
         let seg = Segment {
+            iface: 0,
             ts_ns: i as u64,
             src,
             dst,

@@ -118,7 +118,11 @@ fn mutate(name: &str, n: usize) -> Vec<usize> {
                 i += 4;
             }
         }
-        "dup" => order = (0..n).flat_map(|i| if i % 3 == 2 { vec![i, i] } else { vec![i] }).collect(),
+        "dup" => {
+            order = (0..n)
+                .flat_map(|i| if i % 3 == 2 { vec![i, i] } else { vec![i] })
+                .collect()
+        }
         _ => unreachable!(),
     }
     order
@@ -209,7 +213,11 @@ fn corpus_output_is_unchanged() {
             let _ = writeln!(s, "{k}\t{v}");
         }
         std::fs::write(table_path(), s).unwrap();
-        eprintln!("golden: wrote {} rows to {}", got.len(), table_path().display());
+        eprintln!(
+            "golden: wrote {} rows to {}",
+            got.len(),
+            table_path().display()
+        );
         return;
     }
     let want: BTreeMap<String, String> = std::fs::read_to_string(table_path())

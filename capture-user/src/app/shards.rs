@@ -33,6 +33,7 @@ const QUEUE: usize = 64;
 /// batch.
 struct Meta {
     ts_ns: u64,
+    iface: u32,
     src: SocketAddr,
     dst: SocketAddr,
     seq: u32,
@@ -55,6 +56,7 @@ impl Batch {
     fn push(&mut self, seg: &Segment<'_>, lost: u32) {
         self.segs.push(Meta {
             ts_ns: seg.ts_ns,
+            iface: seg.iface,
             src: seg.src,
             dst: seg.dst,
             seq: seg.seq,
@@ -70,6 +72,7 @@ impl Batch {
 
     fn segment<'a>(&'a self, m: &Meta) -> Segment<'a> {
         Segment {
+            iface: m.iface,
             ts_ns: m.ts_ns,
             src: m.src,
             dst: m.dst,
@@ -343,6 +346,7 @@ mod tests {
     fn batch_gives_back_each_payload() {
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let seg = |p: &'static [u8]| Segment {
+            iface: 0,
             ts_ns: 1,
             src: a,
             dst: a,

@@ -126,13 +126,14 @@ impl FlowEvent<'_> {
     }
 }
 
-type Key = (SocketAddr, SocketAddr);
+/// Interface and both endpoints, in either order.
+type Key = (u32, SocketAddr, SocketAddr);
 
-fn key_of(a: SocketAddr, b: SocketAddr) -> Key {
+fn key_of(iface: u32, a: SocketAddr, b: SocketAddr) -> Key {
     if a <= b {
-        (a, b)
+        (iface, a, b)
     } else {
-        (b, a)
+        (iface, b, a)
     }
 }
 
@@ -248,7 +249,7 @@ impl FlowTable {
         }
         self.maybe_sweep(out);
 
-        let key = key_of(seg.src, seg.dst);
+        let key = key_of(seg.iface, seg.src, seg.dst);
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
         // A fresh SYN on a closed connection's endpoints starts a new one.

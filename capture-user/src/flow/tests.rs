@@ -33,6 +33,7 @@ impl T {
 
     fn seg(&mut self, from: &str, to: &str, seq: u32, flags: u8, data: &[u8]) {
         let s = Segment {
+            iface: 0,
             ts_ns: self.ts,
             src: from.parse().unwrap(),
             dst: to.parse().unwrap(),
@@ -319,6 +320,7 @@ fn bytes_cut_by_snaplen_become_a_gap_at_once() {
     let mut t = T::new(FlowConfig::default());
     handshake(&mut t, 0, 0);
     let s = Segment {
+        iface: 0,
         ts_ns: t.ts,
         src: A.parse().unwrap(),
         dst: B.parse().unwrap(),
@@ -336,6 +338,7 @@ fn bytes_cut_by_snaplen_become_a_gap_at_once() {
     // A cut segment ahead of a hole: its lost tail is held as lost and
     // becomes a gap when the hole fills.
     let s2 = Segment {
+        iface: 0,
         seq: 20,
         payload: b"xy",
         ..s

@@ -197,6 +197,7 @@ mod tests {
 
     fn seg(payload: &[u8], flags: u8) -> Segment<'_> {
         Segment {
+            iface: 0,
             ts_ns: 1_700_000_000_123_456_789,
             src: "10.0.0.1:40000".parse().unwrap(),
             dst: "10.0.0.2:80".parse().unwrap(),

@@ -26,6 +26,11 @@ pub mod tcp_flags {
 pub struct Segment<'a> {
     /// Capture time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
+    /// The interface it was seen on: the kernel's ifindex live, the
+    /// interface id in a pcapng file, 0 in a pcap file. Part of a
+    /// connection's identity, so that one connection seen on two
+    /// interfaces is two streams, not one full of retransmissions.
+    pub iface: u32,
     pub src: SocketAddr,
     pub dst: SocketAddr,
     /// Sequence number of the first payload byte (or of the SYN/FIN).

@@ -152,6 +152,7 @@ fn fast_ipv4_tcp(ts_ns: u64, ip: &[u8]) -> Option<Parsed<'_>> {
     let dst = Ipv4Addr::new(d0, d1, d2, d3);
     Some(Parsed::Tcp(
         Segment {
+            iface: 0,
             ts_ns,
             src: SocketAddr::new(IpAddr::V4(src), u16::from_be_bytes([p0, p1])),
             dst: SocketAddr::new(IpAddr::V4(dst), u16::from_be_bytes([q0, q1])),
@@ -289,6 +290,7 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
             let lost = u32::try_from(lost).unwrap_or(u32::MAX);
             Parsed::Tcp(
                 Segment {
+                    iface: 0,
                     ts_ns,
                     src: SocketAddr::new(src_ip, tcp.source_port()),
                     dst: SocketAddr::new(dst_ip, tcp.destination_port()),
@@ -490,7 +492,7 @@ impl<R: Read> PcapSource<R> {
                     let frac = if nanos { frac } else { frac * 1000 };
                     let ts = u64::from(pkt.ts_sec) * 1_000_000_000 + frac;
                     let trunc = (pkt.orig_len as usize) > pkt.data.len();
-                    if handle(stats, *link, ts, &pkt.data, trunc, &mut f).is_break() {
+                    if handle(stats, *link, 0, ts, &pkt.data, trunc, &mut f).is_break() {
                         break;
                     }
                 }
@@ -527,7 +529,8 @@ impl<R: Read> PcapSource<R> {
                     continue;
                 };
                 let trunc = (orig_len as usize) > data.len();
-                if handle(stats, link, unit.to_ns(raw_ts), data, trunc, &mut f).is_break() {
+                let ts = unit.to_ns(raw_ts);
+                if handle(stats, link, iface as u32, ts, data, trunc, &mut f).is_break() {
                     break;
                 }
             },
@@ -540,6 +543,7 @@ impl<R: Read> PcapSource<R> {
 fn handle(
     stats: &mut SourceStats,
     link: LinkType,
+    iface: u32,
     ts_ns: u64,
     data: &[u8],
     truncated: bool,
@@ -548,8 +552,9 @@ fn handle(
     stats.packets += 1;
     stats.truncated += u64::from(truncated);
     match parse_packet(link, ts_ns, data) {
-        Parsed::Tcp(seg, lost) => {
+        Parsed::Tcp(mut seg, lost) => {
             stats.segments += 1;
+            seg.iface = iface;
             f(&seg, lost)
         }
         Parsed::NotTcp => {

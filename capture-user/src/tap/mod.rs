@@ -169,6 +169,7 @@ impl<'a> Record<'a> {
             flags &= !(tcp_flags::FIN | tcp_flags::RST | tcp_flags::PSH);
         }
         Segment {
+            iface: h.ifindex,
             ts_ns: (h.ts_ns as i64).wrapping_add(clock_offset_ns) as u64,
             src: self.src(),
             dst: self.dst(),
