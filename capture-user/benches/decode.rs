@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of the decoder's hot paths:
 //!
 //! - `unmask`: XOR unmasking in place, several buffer sizes.
-//! - `session`: `Session::on_data` after a handshake, on a stream of many
+//! - `session`: `Stack::data` after a handshake, on a stream of many
 //!   small masked text frames and on large binary frames (masked
 //!   client→server, unmasked server→client), fed in MSS- or GSO-sized pieces.
 //! - `decoder`: `Decoder::push` on a generated TCP segment stream (handshake,
@@ -14,11 +14,11 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use wstap::decode::{DecodeConfig, Decoder};
-use wstap::event::{Event, EventKind};
+use wstap::event::{Event, EventKind, WsEvent};
 use wstap::proto::http::accept_for;
 use wstap::proto::websocket::unmask::unmask;
-use wstap::proto::{ProtoConfig, ProtoEvent, Session, Side};
+use wstap::proto::{Emit, ProtoConfig, Role, Side, Stack};
+use wstap::registry::{DecodeConfig, Decoder};
 use wstap::source::tcp_flags::{ACK, PSH, SYN};
 use wstap::source::Segment;
 
@@ -98,28 +98,34 @@ fn bench_unmask(c: &mut Criterion) {
     g.finish();
 }
 
-/// A session that has seen the handshake.
-fn open_session() -> Session {
-    let mut s = Session::new(&ProtoConfig::default(), true);
+/// The client of the benchmarked connections (its SYN was seen).
+fn role() -> Role {
+    Role::known(Side::Initiator)
+}
+
+/// A connection's protocol stack that has seen the handshake.
+fn open_session() -> Stack {
+    let mut s = Stack::new(&ProtoConfig::default());
     let mut opened = false;
-    let mut out = |e: ProtoEvent<'_>| opened |= matches!(e.kind, EventKind::WsOpen { .. });
-    s.on_data(Side::Initiator, &request(), &mut out);
-    s.on_data(Side::Responder, &response(), &mut out);
+    let mut out =
+        |e: Emit<'_>| opened |= matches!(e, Emit::Event(_, EventKind::Ws(WsEvent::Open { .. })));
+    s.data(role(), Side::Initiator, &request(), &mut out);
+    s.data(role(), Side::Responder, &response(), &mut out);
     assert!(opened, "handshake not accepted");
     s
 }
 
 /// Feeds `stream` in `piece`-sized slices; returns messages and payload bytes.
-fn feed(s: &mut Session, side: Side, stream: &[u8], piece: usize) -> (u64, u64) {
+fn feed(s: &mut Stack, side: Side, stream: &[u8], piece: usize) -> (u64, u64) {
     let (mut n, mut bytes) = (0u64, 0u64);
-    let mut out = |e: ProtoEvent<'_>| {
-        if let EventKind::WsMessage { payload, .. } = &e.kind {
+    let mut out = |e: Emit<'_>| {
+        if let Emit::Event(_, EventKind::Ws(WsEvent::Message { payload, .. })) = &e {
             n += 1;
             bytes += black_box(payload).len() as u64;
         }
     };
     for p in stream.chunks(piece) {
-        s.on_data(side, p, &mut out);
+        s.data(role(), side, p, &mut out);
     }
     (n, bytes)
 }
@@ -247,7 +253,7 @@ fn decode_all(segs: &[Segment<'_>]) -> (u64, u64) {
     let mut dec = Decoder::new(DecodeConfig::default());
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut sink = |e: &Event<'_>| {
-        if let EventKind::WsMessage { payload, .. } = &e.kind {
+        if let EventKind::Ws(WsEvent::Message { payload, .. }) = &e.kind {
             n += 1;
             bytes += black_box(payload).len() as u64;
         }

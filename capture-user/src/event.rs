@@ -8,6 +8,9 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use crate::proto::http::HttpError;
+use crate::proto::websocket::FrameError;
+
 /// Identifies one TCP connection for the lifetime of a run (1, 2, 3, ...).
 pub type ConnId = u64;
 
@@ -60,11 +63,75 @@ pub struct Event<'a> {
     pub kind: EventKind<'a>,
 }
 
-/// The kinds of event, one per JSON `event` name (see [`EventKind::name`]).
+/// The kinds of event, nested by the layer that reports them. Each leaf has
+/// one JSON `event` name (see [`EventKind::name`]).
 #[derive(Debug, Clone)]
 pub enum EventKind<'a> {
+    /// Reassembly and connection lifecycle (`flow`, the registry).
+    Tcp(TcpEvent),
+    /// HTTP/1.x heads (`proto::http`).
+    Http(HttpEvent),
+    /// The upgrade's outcome, frames and messages (`proto::websocket`).
+    Ws(WsEvent<'a>),
+    /// A protocol rule was broken; decoding goes on. The error says which
+    /// layer's rule it was; it becomes text only in the sinks.
+    Violation(Violation),
+}
+
+/// Facts of TCP reassembly and of a connection's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpEvent {
+    /// Bytes of this direction that were never seen (loss, late start, cap).
+    Gap { bytes: u64 },
+    /// Retransmitted or overlapping data differed from what was kept.
+    OverlapMismatch { offset: u64, len: u64 },
+    /// A connection was dropped from the table (idle, table full).
+    Evicted { reason: EvictReason },
+    /// Connection ended (FIN both ways or RST).
+    Close { reset: bool },
+}
+
+/// Why a connection was dropped before it closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictReason {
+    /// No segment for longer than the idle timeout (capture time).
+    IdleTimeout,
+    /// The table was full and this connection was among the least recently
+    /// active.
+    TableFull,
+}
+
+impl EvictReason {
+    /// The JSON `reason` text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictReason::IdleTimeout => "idle timeout",
+            EvictReason::TableFull => "flow table full",
+        }
+    }
+}
+
+/// Plain HTTP heads, one event each (bodies are skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpEvent {
+    Request {
+        method: String,
+        path: String,
+        host: Option<String>,
+        content_length: Option<u64>,
+    },
+    Response {
+        status: u16,
+        reason: String,
+        content_length: Option<u64>,
+    },
+}
+
+/// The WebSocket layer's events, from the upgrade to the close.
+#[derive(Debug, Clone)]
+pub enum WsEvent<'a> {
     /// The HTTP/1.1 upgrade succeeded (101 seen, Accept checked).
-    WsOpen {
+    Open {
         host: Option<String>,
         path: String,
         /// Subprotocol chosen by the server.
@@ -77,12 +144,12 @@ pub enum EventKind<'a> {
     },
     /// An upgrade was asked for and not granted; the connection is not
     /// decoded as WebSocket.
-    WsUpgradeFailed {
+    UpgradeFailed {
         status: u16,
         reason: String,
     },
     /// A complete data message (all fragments, inflated if compressed).
-    WsMessage {
+    Message {
         kind: MessageKind,
         /// Payload, possibly cut at the message cap (`truncated`).
         payload: Cow<'a, [u8]>,
@@ -97,82 +164,155 @@ pub enum EventKind<'a> {
         /// The message exceeded `max_message` or `max_inflated`.
         truncated: bool,
     },
-    WsPing {
+    Ping {
         payload: Cow<'a, [u8]>,
     },
-    WsPong {
+    Pong {
         payload: Cow<'a, [u8]>,
     },
-    WsClose {
+    Close {
         code: Option<u16>,
         reason: Cow<'a, [u8]>,
     },
     /// A compressed message that could not be inflated (context lost after a
     /// gap or a mid-stream start, or corrupt data); raw bytes kept.
-    WsUndecompressable {
+    Undecompressable {
         kind: MessageKind,
         raw: Cow<'a, [u8]>,
         error: String,
-    },
-    HttpRequest {
-        method: String,
-        path: String,
-        host: Option<String>,
-        content_length: Option<u64>,
-    },
-    HttpResponse {
-        status: u16,
-        reason: String,
-        content_length: Option<u64>,
-    },
-    /// Bytes of this direction that were never seen (loss, late start, cap).
-    Gap {
-        bytes: u64,
     },
     /// Frame boundaries were found again after a gap or a mid-stream start;
     /// `skipped` bytes before them could not be decoded.
     Resync {
         skipped: u64,
     },
-    /// A protocol rule was broken; decoding goes on.
-    Violation {
-        what: String,
-    },
-    /// Retransmitted or overlapping data differed from what was kept.
-    OverlapMismatch {
-        offset: u64,
-        len: u64,
-    },
-    /// A connection was dropped from the flow table (idle, table full, cap).
-    FlowEvicted {
-        reason: String,
-    },
-    /// Connection ended (FIN both ways or RST).
-    ConnClose {
-        reset: bool,
-    },
+}
+
+/// A broken protocol rule, typed by the layer whose rule it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Ws(#[from] FrameError),
 }
 
 impl EventKind<'_> {
     /// The JSON `event` name.
     pub fn name(&self) -> &'static str {
         match self {
-            EventKind::WsOpen { .. } => "ws_open",
-            EventKind::WsUpgradeFailed { .. } => "ws_upgrade_failed",
-            EventKind::WsMessage { .. } => "ws_message",
-            EventKind::WsPing { .. } => "ws_ping",
-            EventKind::WsPong { .. } => "ws_pong",
-            EventKind::WsClose { .. } => "ws_close",
-            EventKind::WsUndecompressable { .. } => "ws_undecompressable",
-            EventKind::HttpRequest { .. } => "http_request",
-            EventKind::HttpResponse { .. } => "http_response",
-            EventKind::Gap { .. } => "gap",
-            EventKind::Resync { .. } => "resync",
-            EventKind::Violation { .. } => "violation",
-            EventKind::OverlapMismatch { .. } => "overlap_mismatch",
-            EventKind::FlowEvicted { .. } => "flow_evicted",
-            EventKind::ConnClose { .. } => "conn_close",
+            EventKind::Tcp(e) => match e {
+                TcpEvent::Gap { .. } => "gap",
+                TcpEvent::OverlapMismatch { .. } => "overlap_mismatch",
+                TcpEvent::Evicted { .. } => "flow_evicted",
+                TcpEvent::Close { .. } => "conn_close",
+            },
+            EventKind::Http(e) => match e {
+                HttpEvent::Request { .. } => "http_request",
+                HttpEvent::Response { .. } => "http_response",
+            },
+            EventKind::Ws(e) => match e {
+                WsEvent::Open { .. } => "ws_open",
+                WsEvent::UpgradeFailed { .. } => "ws_upgrade_failed",
+                WsEvent::Message { .. } => "ws_message",
+                WsEvent::Ping { .. } => "ws_ping",
+                WsEvent::Pong { .. } => "ws_pong",
+                WsEvent::Close { .. } => "ws_close",
+                WsEvent::Undecompressable { .. } => "ws_undecompressable",
+                WsEvent::Resync { .. } => "resync",
+            },
+            EventKind::Violation(_) => "violation",
         }
+    }
+
+    /// The same event owning its payload (for a sink that keeps events).
+    pub fn into_owned(self) -> EventKind<'static> {
+        fn own(c: Cow<'_, [u8]>) -> Cow<'static, [u8]> {
+            Cow::Owned(c.into_owned())
+        }
+        match self {
+            EventKind::Tcp(e) => EventKind::Tcp(e),
+            EventKind::Http(e) => EventKind::Http(e),
+            EventKind::Violation(v) => EventKind::Violation(v),
+            EventKind::Ws(e) => EventKind::Ws(match e {
+                WsEvent::Open {
+                    host,
+                    path,
+                    subprotocol,
+                    extensions,
+                    deflate,
+                    accept_valid,
+                } => WsEvent::Open {
+                    host,
+                    path,
+                    subprotocol,
+                    extensions,
+                    deflate,
+                    accept_valid,
+                },
+                WsEvent::UpgradeFailed { status, reason } => {
+                    WsEvent::UpgradeFailed { status, reason }
+                }
+                WsEvent::Message {
+                    kind,
+                    payload,
+                    len,
+                    wire_len,
+                    compressed,
+                    fragments,
+                    invalid_utf8,
+                    truncated,
+                } => WsEvent::Message {
+                    kind,
+                    payload: own(payload),
+                    len,
+                    wire_len,
+                    compressed,
+                    fragments,
+                    invalid_utf8,
+                    truncated,
+                },
+                WsEvent::Ping { payload } => WsEvent::Ping {
+                    payload: own(payload),
+                },
+                WsEvent::Pong { payload } => WsEvent::Pong {
+                    payload: own(payload),
+                },
+                WsEvent::Close { code, reason } => WsEvent::Close {
+                    code,
+                    reason: own(reason),
+                },
+                WsEvent::Undecompressable { kind, raw, error } => WsEvent::Undecompressable {
+                    kind,
+                    raw: own(raw),
+                    error,
+                },
+                WsEvent::Resync { skipped } => WsEvent::Resync { skipped },
+            }),
+        }
+    }
+
+    /// True when the payload of a message, ping or pong is borrowed from the
+    /// input (decoded in place, no copy).
+    pub fn payload_borrowed(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Ws(
+                WsEvent::Message {
+                    payload: Cow::Borrowed(_),
+                    ..
+                } | WsEvent::Ping {
+                    payload: Cow::Borrowed(_)
+                } | WsEvent::Pong {
+                    payload: Cow::Borrowed(_)
+                }
+            )
+        )
+    }
+
+    /// True for a complete data message (what `-c` counts).
+    pub fn is_message(&self) -> bool {
+        matches!(self, EventKind::Ws(WsEvent::Message { .. }))
     }
 }
 

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use base64::Engine;
 use proptest::prelude::*;
 use sha1::{Digest, Sha1};
-use wstap::decode::{DecodeConfig, Decoder};
-use wstap::event::{Direction, Event, EventKind, MessageKind};
+use wstap::event::{Direction, Event, EventKind, HttpEvent, MessageKind, TcpEvent, WsEvent};
+use wstap::registry::{DecodeConfig, Decoder};
 use wstap::source::{tcp_flags, Segment};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -146,20 +146,20 @@ struct Facts {
 impl Facts {
     fn record(&mut self, ev: &Event<'_>) {
         let fact = match &ev.kind {
-            EventKind::WsMessage {
+            EventKind::Ws(WsEvent::Message {
                 kind,
                 payload,
                 fragments,
                 ..
-            } => Fact::Msg(*kind, payload.to_vec(), *fragments),
-            EventKind::WsPing { payload } => Fact::Ping(payload.to_vec()),
-            EventKind::WsPong { payload } => Fact::Pong(payload.to_vec()),
-            EventKind::WsClose { code, reason } => Fact::Close(*code, reason.to_vec()),
+            }) => Fact::Msg(*kind, payload.to_vec(), *fragments),
+            EventKind::Ws(WsEvent::Ping { payload }) => Fact::Ping(payload.to_vec()),
+            EventKind::Ws(WsEvent::Pong { payload }) => Fact::Pong(payload.to_vec()),
+            EventKind::Ws(WsEvent::Close { code, reason }) => Fact::Close(*code, reason.to_vec()),
             // Whole-connection events may come at different points.
-            EventKind::ConnClose { .. }
-            | EventKind::WsOpen { .. }
-            | EventKind::HttpRequest { .. }
-            | EventKind::HttpResponse { .. } => return,
+            EventKind::Tcp(TcpEvent::Close { .. })
+            | EventKind::Ws(WsEvent::Open { .. })
+            | EventKind::Http(HttpEvent::Request { .. })
+            | EventKind::Http(HttpEvent::Response { .. }) => return,
             // Anything else (violations, gaps, overlap mismatches) must not
             // appear at all: record it so the comparison fails loudly.
             k => Fact::Other(k.name()),
@@ -188,7 +188,7 @@ fn run(segs: &[Seg]) -> (Facts, u64) {
     let mut facts = Facts::default();
     let mut opens = 0u64;
     let mut sink = |ev: &Event<'_>| {
-        if matches!(ev.kind, EventKind::WsOpen { .. }) {
+        if matches!(ev.kind, EventKind::Ws(WsEvent::Open { .. })) {
             opens += 1;
         }
         facts.record(ev)
@@ -219,33 +219,33 @@ fn run(segs: &[Seg]) -> (Facts, u64) {
 /// The reassembled byte streams straight from the flow table (no protocol),
 /// with gaps and overlap mismatches counted: checks the TCP half alone.
 fn run_flow(segs: &[Seg]) -> (Vec<u8>, Vec<u8>, u64) {
-    use wstap::flow::{FlowConfig, FlowEventKind, FlowTable};
-    use wstap::proto::Side;
-    let mut t = FlowTable::new(FlowConfig::default());
+    use wstap::flow::tcp::{TcpConn, TcpOut};
+    use wstap::flow::{FlowConfig, FlowStats};
+    use wstap::side::Side;
+    // Every trace here starts with the client's SYN: the client initiates.
+    let mut t = TcpConn::new(FlowConfig::default().max_held);
+    let mut stats = FlowStats::default();
     let (mut c, mut s, mut bad) = (Vec::new(), Vec::new(), 0u64);
-    for (i, g) in segs.iter().enumerate() {
-        let (src, dst) = if g.from_client {
-            (client(), server())
+    for g in segs {
+        let side = if g.from_client {
+            Side::Initiator
         } else {
-            (server(), client())
+            Side::Responder
         };
-        let seg = Segment {
-            iface: 0,
-            ts_ns: i as u64,
-            src,
-            dst,
-            seq: g.seq,
-            ack: 0,
-            flags: g.flags,
-            window: 0,
-            payload: &g.data,
-        };
-        t.push(&seg, &mut |e| match e.kind {
-            FlowEventKind::Data(d) if e.side == Side::Initiator => c.extend_from_slice(d),
-            FlowEventKind::Data(d) => s.extend_from_slice(d),
-            FlowEventKind::Gap(_) | FlowEventKind::OverlapMismatch { .. } => bad += 1,
-            _ => {}
-        });
+        t.on_segment(
+            side,
+            g.seq,
+            g.flags,
+            &g.data,
+            0,
+            &mut stats,
+            &mut |side, o| match o {
+                TcpOut::Data(d) if side == Side::Initiator => c.extend_from_slice(d),
+                TcpOut::Data(d) => s.extend_from_slice(d),
+                TcpOut::Gap(_) | TcpOut::Mismatch { .. } => bad += 1,
+                TcpOut::End => {}
+            },
+        );
     }
     (c, s, bad)
 }

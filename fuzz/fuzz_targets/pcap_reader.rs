@@ -6,8 +6,8 @@ use std::io::Cursor;
 use std::ops::ControlFlow;
 
 use libfuzzer_sys::fuzz_target;
-use wstap::decode::{DecodeConfig, Decoder};
 use wstap::event::Event;
+use wstap::registry::{DecodeConfig, Decoder};
 use wstap::source::pcap::PcapSource;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wstap::decode::{DecodeConfig, Decoder};
 use wstap::event::Event;
 use wstap::flow::FlowConfig;
 use wstap::proto::ProtoConfig;
+use wstap::registry::{DecodeConfig, Decoder};
 use wstap::source::Segment;
 
 fuzz_target!(|data: &[u8]| {
@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let a = (h[0] >> 6) as usize;
         let b = (a + 1 + ((h[0] >> 5) & 1) as usize) % 4;
         let seg = Segment {
+            iface: 0,
             ts_ns: ts,
             src: ends[a],
             dst: ends[b],

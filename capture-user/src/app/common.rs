@@ -6,9 +6,9 @@
 use std::io::Write;
 
 use crate::cli::{Cli, Format};
-use crate::decode::{DecodeConfig, DecodeStats};
 use crate::event::{Event, EventKind, EventSink};
 use crate::proto::ProtoConfig;
+use crate::registry::{DecodeConfig, DecodeStats};
 use crate::sink::json::JsonSink;
 use crate::sink::text::TextSink;
 use crate::sink::Output;
@@ -86,7 +86,9 @@ impl EventSink for Limit {
             return;
         }
         self.out.event(ev);
-        if let (EventKind::WsMessage { .. }, Some(n)) = (&ev.kind, self.left.as_mut()) {
+        if let (EventKind::Ws(crate::event::WsEvent::Message { .. }), Some(n)) =
+            (&ev.kind, self.left.as_mut())
+        {
             *n -= 1;
         }
     }

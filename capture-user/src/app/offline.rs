@@ -12,8 +12,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::app::common::{self, Limit};
-use crate::decode::{DecodeStats, Decoder};
 use crate::filter::Filter;
+use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
 use crate::source::pcap::{FileSource, SourceStats};

@@ -21,8 +21,8 @@ use std::thread::JoinHandle;
 
 use super::common;
 use crate::cli::Cli;
-use crate::decode::{DecodeStats, Decoder};
 use crate::event::{Event, EventKind, EventSink};
+use crate::registry::{DecodeStats, Decoder};
 use crate::sink::Output;
 use crate::source::Segment;
 
@@ -265,7 +265,7 @@ impl WorkerSink<'_> {
 
 impl EventSink for WorkerSink<'_> {
     fn event(&mut self, ev: &Event<'_>) {
-        if let EventKind::WsMessage { .. } = ev.kind {
+        if let EventKind::Ws(crate::event::WsEvent::Message { .. }) = ev.kind {
             let n = self.shared.printed.fetch_add(1, Ordering::Relaxed);
             if self.shared.limit.is_some_and(|l| n >= l) {
                 return;

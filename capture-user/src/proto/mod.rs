@@ -1,27 +1,34 @@
-//! Application protocols on top of reassembled TCP byte streams: the HTTP/1.1
-//! upgrade handshake (`http`) and WebSocket framing (`websocket`).
+//! The protocol stack of a connection: layers over its reassembled,
+//! in-order byte streams.
 //!
-//! Sans-IO: a [`Session`] takes in-order bytes of one half of a connection
-//! and emits [`ProtoEvent`]s. No clocks, no syscalls.
+//! ```text
+//! in-order bytes per side ─▶ Stack: detect ─▶ http ─▶ websocket
+//!                                        └──(not HTTP)──▶ websocket (hunting)
+//! ```
 //!
-//! CONTRACT (used by `decode`; keep these signatures):
-//! - `ProtoConfig` caps.
-//! - `Side`: which half-stream of the TCP connection the bytes belong to.
-//!   `Side::Initiator` is the SYN sender when the SYN was seen, otherwise the
-//!   sender of the first segment seen; `initiator_known` says which.
-//! - `Session::new`, `on_data`, `on_gap`, `on_end`.
-//! - `on_gap` does not emit the `Gap` event (the caller does); it only makes
-//!   the session find its footing again (`Resync`).
+//! - [`detect`]: the first bytes of a side say what it carries (HTTP
+//!   request, HTTP response, TLS record, or unknown).
+//! - [`http`]: heads, bodies skipped, requests paired with responses, the
+//!   upgrade handshake; after a 101 it hands bytes up to the next layer.
+//! - [`websocket`]: frames, messages, permessage-deflate, resync.
+//! - [`stack`]: builds and wires the layers of one connection.
 //!
-//! Layout: `http::{head, body, upgrade}` read HTTP heads, skip bodies and
-//! check the handshake; `websocket::{frame, unmask, deflate, resync}` are
-//! the frame-level pieces, `websocket::stream` decodes one direction and
-//! `websocket::session` ties a connection together.
+//! Every layer is sans-IO and speaks the [`Layer`] interface: `data`, `gap`
+//! and `end` per [`Side`], events out (and, for an inner layer, bytes for
+//! the next one). Who the client is ([`Role`]) is passed down as a value on
+//! every call; a layer that learns it reports a [`RoleFact`] and never
+//! writes it back. A layer that cannot go on ends with one event, never a
+//! stream of violations.
 
+pub mod detect;
 pub mod http;
+pub mod stack;
 pub mod websocket;
 
-use crate::event::{Direction, EventKind};
+use crate::event::EventKind;
+pub use crate::side::{PerSide, Role, RoleFact, Side};
+pub use stack::Stack;
+pub use websocket::FrameError;
 
 /// Caps that keep decoding memory bounded (defaults 16 MiB each).
 #[derive(Debug, Clone)]
@@ -41,42 +48,36 @@ impl Default for ProtoConfig {
     }
 }
 
-/// One half of a TCP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// Bytes sent by the connection's initiator (the SYN sender when seen).
-    Initiator,
-    /// Bytes sent by the other end.
-    Responder,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::Initiator => Side::Responder,
-            Side::Responder => Side::Initiator,
-        }
-    }
-}
-
-/// An event from a session, before `decode` adds time, connection id and
-/// addresses. `side` is the half-stream whose bytes the event is about.
+/// What a layer reports to the connection: an event about the bytes of a
+/// side, or what it learned about who the client is.
 #[derive(Debug, Clone)]
-pub struct ProtoEvent<'a> {
-    pub side: Side,
-    pub dir: Direction,
-    pub kind: EventKind<'a>,
+pub enum Emit<'a> {
+    Event(Side, EventKind<'a>),
+    Role(RoleFact),
 }
 
-/// Counters a session keeps for the exit summary.
-#[derive(Debug, Clone, Default)]
-pub struct ProtoStats {
-    pub messages: u64,
-    pub control_frames: u64,
-    pub violations: u64,
-    pub truncated: u64,
-    pub inflate_failures: u64,
-    pub resyncs: u64,
+/// What a layer is told with every call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cx {
+    /// Who the client is, as far as known before this call.
+    pub role: Role,
+    /// The other side has not delivered a byte yet (or only bytes a gap
+    /// erased before they were classified): a capture that sees one
+    /// direction only (XDP ingress) looks like this.
+    pub peer_silent: bool,
 }
 
-pub use websocket::{FrameError, Session};
+/// The interface every layer of the stack implements. Calls for one side
+/// come in stream order; `data` is in-order bytes, exactly once each, cut
+/// anywhere; `gap` says `len` bytes will never come (the caller reports the
+/// gap itself; the layer only finds its footing again); `end` says no more
+/// will come.
+pub trait Layer: 'static {
+    /// What the layer hands on: [`Emit`] for the top of the stack, and for an
+    /// inner layer bytes for the next one too.
+    type Out<'a>;
+
+    fn data(&mut self, cx: Cx, side: Side, bytes: &[u8], out: &mut dyn FnMut(Self::Out<'_>));
+    fn gap(&mut self, cx: Cx, side: Side, len: u64, out: &mut dyn FnMut(Self::Out<'_>));
+    fn end(&mut self, cx: Cx, side: Side, out: &mut dyn FnMut(Self::Out<'_>));
+}

@@ -15,7 +15,7 @@ use super::{
     push_addr, push_json_str, push_padded, push_u64, shorten, split_ts, write_out, ConnCache,
     Output, OUT_CHUNK,
 };
-use crate::event::{Event, EventKind, EventSink, MessageKind};
+use crate::event::{Event, EventKind, EventSink, HttpEvent, MessageKind, TcpEvent, WsEvent};
 use crate::source::Segment;
 
 /// Writes events as JSON Lines.
@@ -195,14 +195,14 @@ impl<W: Write> EventSink for JsonSink<W> {
         let mut o = Obj::resume(&mut self.line);
         o.name("event", ev.kind.name());
         match &ev.kind {
-            EventKind::WsOpen {
+            EventKind::Ws(WsEvent::Open {
                 host,
                 path,
                 subprotocol,
                 extensions,
                 deflate,
                 accept_valid,
-            } => {
+            }) => {
                 o.opt_str("host", host.as_deref());
                 o.str("path", path);
                 o.opt_str("subprotocol", subprotocol.as_deref());
@@ -218,11 +218,11 @@ impl<W: Write> EventSink for JsonSink<W> {
                 }
                 o.bool("accept_valid", *accept_valid);
             }
-            EventKind::WsUpgradeFailed { status, reason } => {
+            EventKind::Ws(WsEvent::UpgradeFailed { status, reason }) => {
                 o.num("status", (*status).into());
                 o.str("reason", reason);
             }
-            EventKind::WsMessage {
+            EventKind::Ws(WsEvent::Message {
                 kind,
                 payload,
                 len,
@@ -231,7 +231,7 @@ impl<W: Write> EventSink for JsonSink<W> {
                 fragments,
                 invalid_utf8,
                 truncated,
-            } => {
+            }) => {
                 // The fixed part in few pieces (same fields as one by one).
                 o.b.extend_from_slice(match kind {
                     MessageKind::Text => &b",\"opcode\":\"text\",\"len\":"[..],
@@ -246,28 +246,28 @@ impl<W: Write> EventSink for JsonSink<W> {
                 o.bool("invalid_utf8", *invalid_utf8);
                 o.payload(payload, *kind == MessageKind::Text, max);
             }
-            EventKind::WsPing { payload } | EventKind::WsPong { payload } => {
+            EventKind::Ws(WsEvent::Ping { payload }) | EventKind::Ws(WsEvent::Pong { payload }) => {
                 o.num("len", payload.len() as u64);
                 o.payload(payload, true, max);
             }
-            EventKind::WsClose { code, reason } => {
+            EventKind::Ws(WsEvent::Close { code, reason }) => {
                 if let Some(c) = code {
                     o.num("code", (*c).into());
                 }
                 o.str("reason", &String::from_utf8_lossy(reason));
             }
-            EventKind::WsUndecompressable { kind, raw, error } => {
+            EventKind::Ws(WsEvent::Undecompressable { kind, raw, error }) => {
                 o.str("opcode", opcode(*kind));
                 o.num("len", raw.len() as u64);
                 o.str("error", error);
                 o.payload(raw, false, max);
             }
-            EventKind::HttpRequest {
+            EventKind::Http(HttpEvent::Request {
                 method,
                 path,
                 host,
                 content_length,
-            } => {
+            }) => {
                 o.str("method", method);
                 o.str("path", path);
                 o.opt_str("host", host.as_deref());
@@ -275,26 +275,26 @@ impl<W: Write> EventSink for JsonSink<W> {
                     o.num("content_length", *n);
                 }
             }
-            EventKind::HttpResponse {
+            EventKind::Http(HttpEvent::Response {
                 status,
                 reason,
                 content_length,
-            } => {
+            }) => {
                 o.num("status", (*status).into());
                 o.str("reason", reason);
                 if let Some(n) = content_length {
                     o.num("content_length", *n);
                 }
             }
-            EventKind::Gap { bytes } => o.num("bytes", *bytes),
-            EventKind::Resync { skipped } => o.num("skipped", *skipped),
-            EventKind::Violation { what } => o.str("what", what),
-            EventKind::OverlapMismatch { offset, len } => {
+            EventKind::Tcp(TcpEvent::Gap { bytes }) => o.num("bytes", *bytes),
+            EventKind::Ws(WsEvent::Resync { skipped }) => o.num("skipped", *skipped),
+            EventKind::Violation(what) => o.str("what", &what.to_string()),
+            EventKind::Tcp(TcpEvent::OverlapMismatch { offset, len }) => {
                 o.num("offset", *offset);
                 o.num("len", *len);
             }
-            EventKind::FlowEvicted { reason } => o.str("reason", reason),
-            EventKind::ConnClose { reset } => o.bool("reset", *reset),
+            EventKind::Tcp(TcpEvent::Evicted { reason }) => o.str("reason", reason.as_str()),
+            EventKind::Tcp(TcpEvent::Close { reset }) => o.bool("reset", *reset),
         }
         o.end();
         self.flush_line();
@@ -359,7 +359,7 @@ mod tests {
             src: "[fd00::1]:443".parse().unwrap(),
             dst: "10.0.0.2:5000".parse().unwrap(),
             dir: Direction::ServerToClient,
-            kind: EventKind::WsMessage {
+            kind: EventKind::Ws(WsEvent::Message {
                 kind,
                 payload: Cow::Borrowed(p),
                 len: p.len() as u64,
@@ -368,7 +368,7 @@ mod tests {
                 fragments: 2,
                 invalid_utf8: false,
                 truncated: false,
-            },
+            }),
         }
     }
 
@@ -404,16 +404,16 @@ mod tests {
     #[test]
     fn close_and_gap() {
         let mut ev = msg(MessageKind::Text, b"");
-        ev.kind = EventKind::WsClose {
+        ev.kind = EventKind::Ws(WsEvent::Close {
             code: Some(1000),
             reason: Cow::Borrowed(b"bye"),
-        };
+        });
         let v = line(&ev, None);
         assert_eq!(
             (v["code"].as_u64(), v["reason"].as_str()),
             (Some(1000), Some("bye"))
         );
-        ev.kind = EventKind::Gap { bytes: 77 };
+        ev.kind = EventKind::Tcp(TcpEvent::Gap { bytes: 77 });
         assert_eq!(line(&ev, None)["bytes"], 77);
     }
 }

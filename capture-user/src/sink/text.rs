@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use super::{
     push_addr, push_padded, push_u64, shorten, split_ts, write_out, ConnCache, Output, OUT_CHUNK,
 };
-use crate::event::{Event, EventKind, EventSink, MessageKind};
+use crate::event::{Event, EventKind, EventSink, HttpEvent, MessageKind, TcpEvent, WsEvent};
 use crate::source::{tcp_flags, Segment};
 
 const DEFAULT_TEXT_PREVIEW: usize = 256;
@@ -194,14 +194,14 @@ impl<W: Write> EventSink for TextSink<W> {
         l.extend_from_slice(conn);
         l.extend_from_slice(ev.kind.name().as_bytes());
         match &ev.kind {
-            EventKind::WsOpen {
+            EventKind::Ws(WsEvent::Open {
                 host,
                 path,
                 subprotocol,
                 extensions,
                 accept_valid,
                 ..
-            } => {
+            }) => {
                 let _ = write!(l, " {}{}", host.as_deref().unwrap_or(""), path);
                 if let Some(p) = subprotocol {
                     let _ = write!(l, " subprotocol={p}");
@@ -213,10 +213,10 @@ impl<W: Write> EventSink for TextSink<W> {
                     l.extend_from_slice(b" ACCEPT-MISMATCH");
                 }
             }
-            EventKind::WsUpgradeFailed { status, reason } => {
+            EventKind::Ws(WsEvent::UpgradeFailed { status, reason }) => {
                 let _ = write!(l, " {status} {reason}");
             }
-            EventKind::WsMessage {
+            EventKind::Ws(WsEvent::Message {
                 kind,
                 payload,
                 len,
@@ -225,7 +225,7 @@ impl<W: Write> EventSink for TextSink<W> {
                 truncated,
                 invalid_utf8,
                 ..
-            } => {
+            }) => {
                 let k = match kind {
                     MessageKind::Text => "text",
                     MessageKind::Binary => "binary",
@@ -248,11 +248,11 @@ impl<W: Write> EventSink for TextSink<W> {
                 }
                 self.payload(payload, *kind == MessageKind::Text);
             }
-            EventKind::WsPing { payload } | EventKind::WsPong { payload } => {
+            EventKind::Ws(WsEvent::Ping { payload }) | EventKind::Ws(WsEvent::Pong { payload }) => {
                 let _ = write!(l, " len={}", payload.len());
                 self.payload(payload, true);
             }
-            EventKind::WsClose { code, reason } => {
+            EventKind::Ws(WsEvent::Close { code, reason }) => {
                 match code {
                     Some(c) => {
                         let _ = write!(l, " code={c}");
@@ -263,36 +263,36 @@ impl<W: Write> EventSink for TextSink<W> {
                     self.payload(reason, true);
                 }
             }
-            EventKind::WsUndecompressable { raw, error, .. } => {
+            EventKind::Ws(WsEvent::Undecompressable { raw, error, .. }) => {
                 let _ = write!(l, " len={} error={error:?}", raw.len());
             }
-            EventKind::HttpRequest {
+            EventKind::Http(HttpEvent::Request {
                 method, path, host, ..
-            } => {
+            }) => {
                 let _ = write!(l, " {method} {path}");
                 if let Some(h) = host {
                     let _ = write!(l, " host={h}");
                 }
             }
-            EventKind::HttpResponse { status, reason, .. } => {
+            EventKind::Http(HttpEvent::Response { status, reason, .. }) => {
                 let _ = write!(l, " {status} {reason}");
             }
-            EventKind::Gap { bytes } => {
+            EventKind::Tcp(TcpEvent::Gap { bytes }) => {
                 let _ = write!(l, " bytes={bytes}");
             }
-            EventKind::Resync { skipped } => {
+            EventKind::Ws(WsEvent::Resync { skipped }) => {
                 let _ = write!(l, " skipped={skipped}");
             }
-            EventKind::Violation { what } => {
+            EventKind::Violation(what) => {
                 let _ = write!(l, " {what}");
             }
-            EventKind::OverlapMismatch { offset, len } => {
+            EventKind::Tcp(TcpEvent::OverlapMismatch { offset, len }) => {
                 let _ = write!(l, " offset={offset} len={len}");
             }
-            EventKind::FlowEvicted { reason } => {
-                let _ = write!(l, " {reason}");
+            EventKind::Tcp(TcpEvent::Evicted { reason }) => {
+                let _ = write!(l, " {}", reason.as_str());
             }
-            EventKind::ConnClose { reset } => {
+            EventKind::Tcp(TcpEvent::Close { reset }) => {
                 l.extend_from_slice(if *reset { " reset" } else { " fin" }.as_bytes());
             }
         }
@@ -362,7 +362,7 @@ mod tests {
                 src: "10.0.0.1:1".parse().unwrap(),
                 dst: "[::1]:80".parse().unwrap(),
                 dir: Direction::ClientToServer,
-                kind: EventKind::WsMessage {
+                kind: EventKind::Ws(WsEvent::Message {
                     kind: MessageKind::Text,
                     payload: Cow::Borrowed(b"a\"b\n\x01"),
                     len: 5,
@@ -371,12 +371,12 @@ mod tests {
                     fragments: 1,
                     invalid_utf8: false,
                     truncated: false,
-                },
+                }),
             };
             s.event(&ev);
-            ev.kind = EventKind::WsPong {
+            ev.kind = EventKind::Ws(WsEvent::Pong {
                 payload: Cow::Borrowed(&[0xff, 0]),
-            };
+            });
             s.event(&ev);
             s.finish().unwrap();
         }

@@ -1,5 +1,6 @@
 //! HTTP/1.x on a connection: the WebSocket upgrade handshake (RFC 6455 §4)
-//! and plain requests and responses, reported one line each.
+//! and plain requests and responses, reported one line each. [`layer`] is
+//! the stack's HTTP layer; the other modules are its pieces.
 //!
 //! Heads are accumulated (bounded by [`head::MAX_HEAD`]) and parsed with
 //! `httparse`; bodies are skipped by length or chunk by chunk, never
@@ -7,12 +8,14 @@
 
 pub mod body;
 pub mod head;
+pub mod layer;
 pub mod upgrade;
 
 use thiserror::Error;
 
 pub use body::{BodySkip, Framing};
 pub use head::{HeadReader, HeadStep};
+pub use layer::{Http, HttpOut};
 pub use upgrade::{accept_for, parse_deflate};
 
 /// Headers kept per head; more is a malformed head.
@@ -30,6 +33,9 @@ pub enum HttpError {
     BadLength(String),
     #[error("invalid chunk size line")]
     BadChunk,
+    /// The client went on sending while its upgrade request was unanswered.
+    #[error("over {0} bytes sent before the upgrade reply; dropped")]
+    EarlyDataOverflow(usize),
 }
 
 /// A parsed request head.

@@ -98,6 +98,10 @@ pub enum FrameError {
     SyncLost,
     #[error("frame sync lost {0} times without a handshake; direction ignored")]
     GaveUp(u32),
+    #[error("no WebSocket framing found in {0} bytes")]
+    NoFraming(u64),
+    #[error("no WebSocket framing found in {0} bytes; direction ignored")]
+    NoFramingIgnored(u64),
 }
 
 impl FrameHeader {

@@ -14,8 +14,9 @@ use super::deflate::{DeflateConfig, Inflater};
 use super::frame::{FrameError, FrameHeader, Opcode, MAX_HEADER};
 use super::resync::{chain, hunt, Chain, Hunt};
 use super::unmask::{extend_unmasked, reserve_capped};
-use crate::event::{Direction, EventKind, MessageKind};
-use crate::proto::{ProtoConfig, ProtoEvent, ProtoStats, Side};
+use crate::event::{EventKind, MessageKind, WsEvent};
+use crate::proto::{Emit, ProtoConfig};
+use crate::side::{Role, RoleFact, Side};
 
 /// Bytes kept while hunting for a frame boundary; older ones are dropped.
 const HUNT_MAX: usize = 256 * 1024;
@@ -43,47 +44,35 @@ pub enum DeflateMode {
     Guess,
 }
 
-/// What a stream needs from its connection for one call.
+/// What a stream is told by its layer for one call. The role is a value:
+/// what the stream learns itself (masking) it reports with
+/// [`Emit::Role`] and keeps in this copy for the rest of the call.
 pub struct Cx<'a> {
     pub side: Side,
     pub cfg: &'a ProtoConfig,
-    /// Which side is the client, when known (handshake, SYN or masking).
-    pub client: &'a mut Option<Side>,
+    pub role: Role,
     pub deflate: DeflateMode,
-    pub stats: &'a mut ProtoStats,
     /// "No WebSocket framing" was already said for this connection (once is
     /// enough for a TLS or other non-WebSocket connection).
     pub not_ws_reported: &'a mut bool,
 }
 
 impl Cx<'_> {
-    fn dir(&self) -> Direction {
-        match *self.client {
-            Some(c) if c == self.side => Direction::ClientToServer,
-            Some(_) => Direction::ServerToClient,
-            None => Direction::Unknown,
-        }
+    fn emit<'d>(&self, out: &mut dyn FnMut(Emit<'_>), kind: WsEvent<'d>) {
+        out(Emit::Event(self.side, EventKind::Ws(kind)));
     }
 
-    fn emit<'d>(&self, out: &mut dyn FnMut(ProtoEvent<'_>), kind: EventKind<'d>) {
-        out(ProtoEvent {
-            side: self.side,
-            dir: self.dir(),
-            kind,
-        });
+    fn violation(&mut self, out: &mut dyn FnMut(Emit<'_>), e: FrameError) {
+        out(Emit::Event(self.side, EventKind::Violation(e.into())));
     }
 
-    fn violation(&mut self, out: &mut dyn FnMut(ProtoEvent<'_>), e: FrameError) {
-        self.stats.violations += 1;
-        self.emit(
-            out,
-            EventKind::Violation {
-                what: e.to_string(),
-            },
-        );
+    /// Is this side the client, as far as known?
+    fn is_client(&self) -> Option<bool> {
+        self.role.is_client(self.side)
     }
 }
 
+/// Where the frame boundaries of this direction stand.
 enum Sync {
     /// Frame boundaries known.
     Synced,
@@ -100,6 +89,72 @@ enum Sync {
     },
     /// Not WebSocket; ignore everything.
     Dead,
+}
+
+impl Sync {
+    fn hunting(buf: Vec<u8>, skipped: u64, fresh: bool) -> Sync {
+        Sync::Hunting {
+            buf,
+            skipped,
+            scanned: 0,
+            fresh,
+            need0: 0,
+        }
+    }
+}
+
+/// Where the stream's first frame boundary came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A handshake (or a client framing right after its upgrade request):
+    /// never given up on.
+    Handshake,
+    /// Found by hunting. `found`: framing was found at least once; `losses`:
+    /// times sync was lost since.
+    Hunted { found: bool, losses: u32 },
+}
+
+/// How far the current frame boundaries are trusted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// From a handshake with no byte lost since, or earned by
+    /// [`TRUST_AFTER`] plausible frames in a row (`good`): rule violations
+    /// are reported and decoding goes on.
+    Certain { good: u32 },
+    /// `good` plausible frames in a row so far: an implausible header means
+    /// the sync was wrong and hunting restarts.
+    Earning { good: u32 },
+}
+
+impl Trust {
+    fn certain(self) -> bool {
+        matches!(self, Trust::Certain { .. })
+    }
+
+    /// One more plausible header.
+    fn after_frame(self) -> Trust {
+        match self {
+            Trust::Earning { good } if good + 1 >= TRUST_AFTER => Trust::Certain { good: good + 1 },
+            Trust::Earning { good } => Trust::Earning { good: good + 1 },
+            certain => certain,
+        }
+    }
+
+    /// Bytes were lost: keep the count, but doubt.
+    fn after_gap(self) -> Trust {
+        match self {
+            Trust::Certain { good } | Trust::Earning { good } => Trust::Earning { good },
+        }
+    }
+}
+
+/// What this direction's frames showed about masking.
+#[derive(Clone, Copy, Default)]
+struct Masking {
+    /// Masking of the frames seen, once any was.
+    seen: Option<bool>,
+    /// A masking violation was already reported (once per direction).
+    warned: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -128,74 +183,83 @@ struct Msg {
     lost: bool,
 }
 
+/// A header found in the input: parsed, or a reason to hunt again.
+enum HeaderStep {
+    /// Not all of it yet (kept in `hdr`).
+    Partial,
+    /// A header; `consumed` input bytes were taken for it.
+    Header(FrameHeader, usize),
+    /// Sync was lost at this header; the rest of the input is in the hunt
+    /// buffer (or the direction is dead).
+    Lost,
+}
+
 /// Decoder state of one direction.
 pub struct WsStream {
     sync: Sync,
-    /// Sync comes from the handshake and no byte was lost since: header rule
-    /// violations are reported and decoding continues. Otherwise an
-    /// implausible header means the sync was wrong and hunting restarts.
-    certain: bool,
+    origin: Origin,
+    trust: Trust,
+    masking: Masking,
     hdr: [u8; MAX_HEADER],
     hdr_len: usize,
     frame: Option<Frame>,
     msg: Option<Msg>,
     ctrl: Vec<u8>,
     inflater: Inflater,
-    /// Masking seen on this direction's frames.
-    masked: Option<bool>,
     /// Continuations of a message whose start was not seen are dropped quietly.
     skip_cont: bool,
-    mask_warned: bool,
-    ever_synced: bool,
-    /// Frames decoded since the last resync; after [`TRUST_AFTER`] the
-    /// sync is trusted like a handshake's.
-    good: u32,
-    /// Created by a handshake: never given up on.
-    handshake: bool,
-    losses: u32,
 }
 
 impl WsStream {
     /// After a handshake: the next byte starts a frame.
     pub fn synced() -> Self {
-        let mut s = Self::hunting();
-        s.sync = Sync::Synced;
-        s.certain = true;
-        s.ever_synced = true;
-        s.handshake = true;
-        s.skip_cont = false;
-        s
+        Self::new(
+            Sync::Synced,
+            Origin::Handshake,
+            Trust::Certain { good: 0 },
+            false,
+        )
     }
 
     /// Without a handshake: frame boundaries must be found first.
     pub fn hunting() -> Self {
-        WsStream {
-            sync: Sync::Hunting {
-                buf: Vec::new(),
-                skipped: 0,
-                scanned: 0,
-                fresh: true,
-                need0: 0,
+        Self::new(
+            Sync::hunting(Vec::new(), 0, true),
+            Origin::Hunted {
+                found: false,
+                losses: 0,
             },
-            certain: false,
+            Trust::Earning { good: 0 },
+            true,
+        )
+    }
+
+    fn new(sync: Sync, origin: Origin, trust: Trust, skip_cont: bool) -> Self {
+        WsStream {
+            sync,
+            origin,
+            trust,
+            masking: Masking::default(),
             hdr: [0; MAX_HEADER],
             hdr_len: 0,
             frame: None,
             msg: None,
             ctrl: Vec::new(),
             inflater: Inflater::default(),
-            masked: None,
-            skip_cont: true,
-            mask_warned: false,
-            ever_synced: false,
-            good: 0,
-            handshake: false,
-            losses: 0,
+            skip_cont,
         }
     }
 
+    /// Framing was found at least once (always, after a handshake).
+    fn ever_synced(&self) -> bool {
+        matches!(
+            self.origin,
+            Origin::Handshake | Origin::Hunted { found: true, .. }
+        )
+    }
+
     /// In-order bytes of this direction.
-    pub fn feed(&mut self, data: &[u8], cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+    pub fn feed(&mut self, data: &[u8], cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
         match &mut self.sync {
             Sync::Dead => {}
             Sync::Synced => {
@@ -211,8 +275,8 @@ impl WsStream {
     }
 
     /// `bytes` of this direction were never seen.
-    pub fn gap(&mut self, bytes: u64, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
-        self.certain = false;
+    pub fn gap(&mut self, bytes: u64, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
+        self.trust = self.trust.after_gap();
         match &mut self.sync {
             Sync::Dead => {}
             Sync::Hunting {
@@ -256,21 +320,16 @@ impl WsStream {
     }
 
     /// No more bytes will come: decode what can be, flush a cut message.
-    pub fn end(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+    pub fn end(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
         if matches!(self.sync, Sync::Hunting { .. }) {
             self.try_hunt(true, cx, out);
         }
+        let ever_synced = self.ever_synced();
         match &mut self.sync {
-            Sync::Hunting { buf, skipped, .. } if !self.ever_synced => {
+            Sync::Hunting { buf, skipped, .. } if !ever_synced => {
                 let n = *skipped + buf.len() as u64;
                 if n > 0 && !mem::replace(cx.not_ws_reported, true) {
-                    cx.stats.violations += 1;
-                    cx.emit(
-                        out,
-                        EventKind::Violation {
-                            what: format!("no WebSocket framing found in {n} bytes"),
-                        },
-                    );
+                    cx.violation(out, FrameError::NoFraming(n));
                 }
             }
             Sync::Synced => {
@@ -290,14 +349,13 @@ impl WsStream {
 
     /// Masking seen on this direction, once frames were decoded.
     pub fn masked(&self) -> Option<bool> {
-        self.masked
+        self.masking.seen
     }
 
     /// Switches to hunting: `prefix` then later bytes are searched; `skipped`
     /// counts bytes already given up.
     fn lose_sync(&mut self, buf: Vec<u8>, skipped: u64, fresh: bool) {
-        self.certain = false;
-        self.good = 0;
+        self.trust = Trust::Earning { good: 0 };
         self.hdr_len = 0;
         self.frame = None;
         if self.msg.take().is_some() {
@@ -305,20 +363,15 @@ impl WsStream {
         }
         self.ctrl.clear();
         self.skip_cont = true;
-        self.sync = Sync::Hunting {
-            buf,
-            skipped,
-            scanned: 0,
-            fresh,
-            need0: 0,
-        };
+        self.sync = Sync::hunting(buf, skipped, fresh);
     }
 
-    fn try_hunt(&mut self, at_end: bool, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+    fn try_hunt(&mut self, at_end: bool, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
         loop {
             // Keep to the masking this side showed; before any frame, expect
             // what the role demands (clients mask, servers never do).
-            let expect = self.masked.or(cx.client.map(|c| c == cx.side));
+            let expect = self.masking.seen.or(cx.is_client());
+            let ever_synced = self.ever_synced();
             let Sync::Hunting {
                 buf,
                 skipped,
@@ -361,12 +414,13 @@ impl WsStream {
                     let n = *skipped + o as u64;
                     let rest = mem::take(buf);
                     self.sync = Sync::Synced;
-                    self.ever_synced = true;
-                    cx.stats.resyncs += 1;
-                    if let Ok(Some(h)) = FrameHeader::parse(&rest[o..]) {
-                        self.note_masking(h.mask.is_some(), cx);
+                    if let Origin::Hunted { found, .. } = &mut self.origin {
+                        *found = true;
                     }
-                    cx.emit(out, EventKind::Resync { skipped: n });
+                    if let Ok(Some(h)) = FrameHeader::parse(&rest[o..]) {
+                        self.note_masking(h.mask.is_some(), cx, out);
+                    }
+                    cx.emit(out, WsEvent::Resync { skipped: n });
                     if !self.decode(&rest[o..], cx, out) {
                         return;
                     }
@@ -385,21 +439,12 @@ impl WsStream {
                         *fresh = false;
                     }
                     *scanned = buf.len();
-                    if !self.ever_synced && *skipped > GIVE_UP_BYTES {
+                    if !ever_synced && *skipped > GIVE_UP_BYTES {
                         let n = *skipped;
                         self.sync = Sync::Dead;
-                        if mem::replace(cx.not_ws_reported, true) {
-                            return;
+                        if !mem::replace(cx.not_ws_reported, true) {
+                            cx.violation(out, FrameError::NoFramingIgnored(n));
                         }
-                        cx.stats.violations += 1;
-                        cx.emit(
-                            out,
-                            EventKind::Violation {
-                                what: format!(
-                                    "no WebSocket framing found in {n} bytes; direction ignored"
-                                ),
-                            },
-                        );
                     }
                     return;
                 }
@@ -407,136 +452,169 @@ impl WsStream {
         }
     }
 
-    fn note_masking(&mut self, masked: bool, cx: &mut Cx<'_>) {
-        self.masked = Some(masked);
-        if masked && cx.client.is_none() {
-            *cx.client = Some(cx.side);
+    /// Remembers the masking this side uses; masked frames from a side whose
+    /// role is unknown suggest it is the client.
+    fn note_masking(&mut self, masked: bool, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
+        self.masking.seen = Some(masked);
+        if masked && cx.role.client().is_none() {
+            let fact = RoleFact::Suggests(cx.side);
+            cx.role.learn(fact);
+            out(Emit::Role(fact));
         }
     }
 
     /// Decodes frames from `data`. Returns true when sync was lost and the
     /// rest of `data` was moved to the hunt buffer.
-    fn decode(
-        &mut self,
-        data: &[u8],
-        cx: &mut Cx<'_>,
-        out: &mut dyn FnMut(ProtoEvent<'_>),
-    ) -> bool {
+    fn decode(&mut self, data: &[u8], cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) -> bool {
         let mut i = 0;
         while i < data.len() {
-            if self.frame.is_none() {
-                // Header, possibly completing one cut by the previous slice.
-                let (parsed, from_buf) = if self.hdr_len == 0 {
-                    match FrameHeader::parse(&data[i..]) {
-                        Ok(None) => {
-                            let n = data.len() - i;
-                            self.hdr[..n].copy_from_slice(&data[i..]);
-                            self.hdr_len = n;
-                            return false;
-                        }
-                        r => (r, false),
-                    }
-                } else {
-                    loop {
-                        let need = FrameHeader::needed(&self.hdr[..self.hdr_len]).unwrap_or(2);
-                        if self.hdr_len >= need {
-                            break;
-                        }
-                        let take = (need - self.hdr_len).min(data.len() - i);
-                        self.hdr[self.hdr_len..self.hdr_len + take]
-                            .copy_from_slice(&data[i..i + take]);
-                        self.hdr_len += take;
-                        i += take;
-                        if self.hdr_len < need {
-                            return false;
-                        }
-                    }
-                    (FrameHeader::parse(&self.hdr[..self.hdr_len]), true)
-                };
-                let h = match parsed {
-                    Ok(Some(h)) if self.certain || h.plausible() => h,
-                    Ok(None) => return false, // unreachable: whole header present
-                    Ok(Some(_)) | Err(_) => {
-                        let e = match parsed {
-                            Err(e) => e,
-                            _ => FrameError::SyncLost,
-                        };
-                        cx.violation(out, e);
-                        // Search again from the byte after this header start.
-                        let mut buf = Vec::new();
-                        if from_buf {
-                            buf.extend_from_slice(&self.hdr[1..self.hdr_len]);
-                            buf.extend_from_slice(&data[i..]);
-                        } else {
-                            buf.extend_from_slice(&data[i + 1..]);
-                        }
-                        self.losses += 1;
-                        self.lose_sync(buf, 1, false);
-                        if !self.handshake && self.losses >= GIVE_UP_LOSSES {
-                            self.sync = Sync::Dead;
-                            cx.violation(out, FrameError::GaveUp(self.losses));
-                            return false;
-                        }
-                        return true;
-                    }
-                };
-                if !from_buf {
-                    i += h.header_len;
+            if self.frame.is_some() {
+                i += self.payload(&data[i..], cx, out);
+                continue;
+            }
+            let h = match self.header(data, i, cx, out) {
+                HeaderStep::Partial => return false,
+                HeaderStep::Lost => return !matches!(self.sync, Sync::Dead),
+                HeaderStep::Header(h, consumed) => {
+                    i += consumed;
+                    h
                 }
-                if !self.certain {
-                    self.good += 1;
-                    self.certain = self.good >= TRUST_AFTER;
+            };
+            let target = self.start_frame(&h, cx, out);
+            let avail = (data.len() - i) as u64;
+            if h.mask.is_none() && h.len <= avail && target != Target::Skip {
+                let end = i + h.len as usize;
+                if self.emit_whole(&h, target, &data[i..end], cx, out) {
+                    i = end;
+                    continue;
                 }
-                self.hdr_len = 0;
-                let target = self.start_frame(&h, cx, out);
-                let avail = (data.len() - i) as u64;
-                if h.mask.is_none() && h.len <= avail && target != Target::Skip {
-                    let end = i + h.len as usize;
-                    if self.emit_whole(&h, target, &data[i..end], cx, out) {
-                        i = end;
-                        continue;
-                    }
-                }
-                self.frame = Some(Frame {
-                    h,
-                    remaining: h.len,
-                    pos: 0,
-                    target,
-                });
-                if h.len == 0 {
-                    self.end_frame(cx, out);
-                }
-            } else if let Some(f) = self.frame.as_mut() {
-                let n = f.remaining.min((data.len() - i) as u64) as usize;
-                let chunk = &data[i..i + n];
-                let cap = cx.cfg.max_message;
-                match f.target {
-                    Target::Data => {
-                        if let Some(m) = self.msg.as_mut() {
-                            m.wire_len += n as u64;
-                            let keep = n.min(cap.saturating_sub(m.buf.len()));
-                            if !m.lost && keep > 0 {
-                                reserve_capped(&mut m.buf, keep, cap);
-                                extend_unmasked(&mut m.buf, &chunk[..keep], f.h.mask, f.pos);
-                            }
-                        }
-                    }
-                    Target::Control => {
-                        let keep = n.min(cap.saturating_sub(self.ctrl.len()));
-                        reserve_capped(&mut self.ctrl, keep, cap);
-                        extend_unmasked(&mut self.ctrl, &chunk[..keep], f.h.mask, f.pos);
-                    }
-                    Target::Skip => {}
-                }
-                f.pos += n as u64;
-                f.remaining -= n as u64;
-                i += n;
-                if f.remaining == 0 {
-                    self.end_frame(cx, out);
-                }
+            }
+            self.frame = Some(Frame {
+                h,
+                remaining: h.len,
+                pos: 0,
+                target,
+            });
+            if h.len == 0 {
+                self.end_frame(cx, out);
             }
         }
         false
+    }
+
+    /// The header at `data[i..]`, possibly completing one cut by the
+    /// previous slice. An implausible header while the sync is in doubt (or
+    /// a malformed one) loses sync: the bytes after its first byte are
+    /// searched again.
+    fn header(
+        &mut self,
+        data: &[u8],
+        mut i: usize,
+        cx: &mut Cx<'_>,
+        out: &mut dyn FnMut(Emit<'_>),
+    ) -> HeaderStep {
+        let start = i;
+        let (parsed, from_buf) = if self.hdr_len == 0 {
+            match FrameHeader::parse(&data[i..]) {
+                Ok(None) => {
+                    let n = data.len() - i;
+                    self.hdr[..n].copy_from_slice(&data[i..]);
+                    self.hdr_len = n;
+                    return HeaderStep::Partial;
+                }
+                r => (r, false),
+            }
+        } else {
+            loop {
+                let need = FrameHeader::needed(&self.hdr[..self.hdr_len]).unwrap_or(2);
+                if self.hdr_len >= need {
+                    break;
+                }
+                let take = (need - self.hdr_len).min(data.len() - i);
+                self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(&data[i..i + take]);
+                self.hdr_len += take;
+                i += take;
+                if self.hdr_len < need {
+                    return HeaderStep::Partial;
+                }
+            }
+            (FrameHeader::parse(&self.hdr[..self.hdr_len]), true)
+        };
+        let h = match parsed {
+            Ok(Some(h)) if self.trust.certain() || h.plausible() => h,
+            // Unreachable: the whole header is present.
+            Ok(None) => return HeaderStep::Partial,
+            Ok(Some(_)) | Err(_) => {
+                let e = match parsed {
+                    Err(e) => e,
+                    _ => FrameError::SyncLost,
+                };
+                cx.violation(out, e);
+                // Search again from the byte after this header start.
+                let mut buf = Vec::new();
+                if from_buf {
+                    buf.extend_from_slice(&self.hdr[1..self.hdr_len]);
+                    buf.extend_from_slice(&data[i..]);
+                } else {
+                    buf.extend_from_slice(&data[i + 1..]);
+                }
+                self.lose_sync(buf, 1, false);
+                if let Origin::Hunted { losses, .. } = &mut self.origin {
+                    *losses += 1;
+                    if *losses >= GIVE_UP_LOSSES {
+                        let n = *losses;
+                        self.sync = Sync::Dead;
+                        cx.violation(out, FrameError::GaveUp(n));
+                    }
+                }
+                return HeaderStep::Lost;
+            }
+        };
+        if !self.trust.certain() {
+            self.trust = self.trust.after_frame();
+        }
+        self.hdr_len = 0;
+        let consumed = if from_buf {
+            i - start
+        } else {
+            i - start + h.header_len
+        };
+        HeaderStep::Header(h, consumed)
+    }
+
+    /// Payload bytes of the current frame from the start of `data`; returns
+    /// how many were taken.
+    fn payload(&mut self, data: &[u8], cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) -> usize {
+        let Some(f) = self.frame.as_mut() else {
+            return 0;
+        };
+        let n = f.remaining.min(data.len() as u64) as usize;
+        let chunk = &data[..n];
+        let cap = cx.cfg.max_message;
+        match f.target {
+            Target::Data => {
+                if let Some(m) = self.msg.as_mut() {
+                    m.wire_len += n as u64;
+                    let keep = n.min(cap.saturating_sub(m.buf.len()));
+                    if !m.lost && keep > 0 {
+                        reserve_capped(&mut m.buf, keep, cap);
+                        extend_unmasked(&mut m.buf, &chunk[..keep], f.h.mask, f.pos);
+                    }
+                }
+            }
+            Target::Control => {
+                let keep = n.min(cap.saturating_sub(self.ctrl.len()));
+                reserve_capped(&mut self.ctrl, keep, cap);
+                extend_unmasked(&mut self.ctrl, &chunk[..keep], f.h.mask, f.pos);
+            }
+            Target::Skip => {}
+        }
+        f.pos += n as u64;
+        f.remaining -= n as u64;
+        if f.remaining == 0 {
+            self.end_frame(cx, out);
+        }
+        n
     }
 
     /// Reports header rule violations and picks where the payload goes.
@@ -544,7 +622,7 @@ impl WsStream {
         &mut self,
         h: &FrameHeader,
         cx: &mut Cx<'_>,
-        out: &mut dyn FnMut(ProtoEvent<'_>),
+        out: &mut dyn FnMut(Emit<'_>),
     ) -> Target {
         let rsv1_ok = cx.deflate != DeflateMode::Off;
         let mut errs: [Option<FrameError>; 4] = Default::default();
@@ -559,17 +637,17 @@ impl WsStream {
             cx.violation(out, e);
         }
         let masked = h.mask.is_some();
-        self.note_masking(masked, cx);
-        match *cx.client {
-            Some(c) if !self.mask_warned && c == cx.side && !masked => {
-                self.mask_warned = true;
-                cx.violation(out, FrameError::UnmaskedClient);
+        self.note_masking(masked, cx, out);
+        if !self.masking.warned {
+            let broken = match cx.is_client() {
+                Some(true) if !masked => Some(FrameError::UnmaskedClient),
+                Some(false) if masked => Some(FrameError::MaskedServer),
+                _ => None,
+            };
+            if let Some(e) = broken {
+                self.masking.warned = true;
+                cx.violation(out, e);
             }
-            Some(c) if !self.mask_warned && c != cx.side && masked => {
-                self.mask_warned = true;
-                cx.violation(out, FrameError::MaskedServer);
-            }
-            _ => {}
         }
         match h.opcode {
             Opcode::Reserved(_) => Target::Skip,
@@ -625,7 +703,7 @@ impl WsStream {
         target: Target,
         payload: &'d [u8],
         cx: &mut Cx<'_>,
-        out: &mut dyn FnMut(ProtoEvent<'_>),
+        out: &mut dyn FnMut(Emit<'_>),
     ) -> bool {
         match target {
             Target::Control => {
@@ -664,7 +742,7 @@ impl WsStream {
         }
     }
 
-    fn end_frame(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(ProtoEvent<'_>)) {
+    fn end_frame(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
         let Some(f) = self.frame.take() else {
             return;
         };
@@ -698,12 +776,11 @@ impl WsStream {
         op: Opcode,
         payload: Cow<'d, [u8]>,
         cx: &mut Cx<'_>,
-        out: &mut dyn FnMut(ProtoEvent<'_>),
+        out: &mut dyn FnMut(Emit<'_>),
     ) {
-        cx.stats.control_frames += 1;
         let kind = match op {
-            Opcode::Ping => EventKind::WsPing { payload },
-            Opcode::Pong => EventKind::WsPong { payload },
+            Opcode::Ping => WsEvent::Ping { payload },
+            Opcode::Pong => WsEvent::Pong { payload },
             _ => {
                 let (code, reason) = match payload.len() {
                     0 => (None, Cow::Borrowed(&[][..])),
@@ -726,20 +803,14 @@ impl WsStream {
                         (Some(code), reason)
                     }
                 };
-                EventKind::WsClose { code, reason }
+                WsEvent::Close { code, reason }
             }
         };
         cx.emit(out, kind);
     }
 
     /// A data message is complete (or cut by the stream end when `cut`).
-    fn finish_msg(
-        &mut self,
-        m: Msg,
-        cut: bool,
-        cx: &mut Cx<'_>,
-        out: &mut dyn FnMut(ProtoEvent<'_>),
-    ) {
+    fn finish_msg(&mut self, m: Msg, cut: bool, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
         let cap = cx.cfg.max_message;
         let over = m.wire_len > cap as u64;
         if !m.compressed {
@@ -780,11 +851,9 @@ impl WsStream {
                 );
             }
             Err(error) => {
-                cx.stats.inflate_failures += 1;
-                cx.stats.messages += 1;
                 cx.emit(
                     out,
-                    EventKind::WsUndecompressable {
+                    WsEvent::Undecompressable {
                         kind: m.kind,
                         raw: Cow::Owned(m.buf),
                         error,
@@ -805,16 +874,12 @@ fn emit_message(
     fragments: u32,
     truncated: bool,
     cx: &mut Cx<'_>,
-    out: &mut dyn FnMut(ProtoEvent<'_>),
+    out: &mut dyn FnMut(Emit<'_>),
 ) {
     let invalid_utf8 = kind == MessageKind::Text && !utf8_ok(&payload, truncated);
-    cx.stats.messages += 1;
-    if truncated {
-        cx.stats.truncated += 1;
-    }
     cx.emit(
         out,
-        EventKind::WsMessage {
+        WsEvent::Message {
             kind,
             payload,
             len,

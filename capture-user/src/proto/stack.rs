@@ -1,0 +1,221 @@
+//! The protocol stack of one connection: which layer each side's bytes go
+//! to, and the wiring between the layers.
+//!
+//! A side starts in detection; its first bytes choose its route:
+//! - an HTTP request or response: the [`Http`] layer, which hands the bytes
+//!   after a 101 up to the [`WebSocket`] layer;
+//! - anything else (frames picked up mid-stream, TLS, garbage): the
+//!   WebSocket layer directly, hunting for frame boundaries (it reports
+//!   once, and gives up, when there are none).
+//!
+//! The stack keeps a running copy of the connection's [`Role`] during a
+//! call, so that what one layer learns (an HTTP request, masked frames)
+//! reaches the next layer called in the same call; every fact is also
+//! passed out, for the connection to keep.
+
+use std::mem;
+
+use super::detect::{self, Class, PROBE};
+use super::http::{Http, HttpOut};
+use super::websocket::{Start, WebSocket};
+use super::{Cx, Emit, Layer, PerSide, ProtoConfig, Role, RoleFact, Side};
+
+/// Where a side's bytes go.
+enum Route {
+    /// Nothing decided yet; up to [`PROBE`] first bytes.
+    Detect(Vec<u8>),
+    /// The HTTP layer (and through it, after an upgrade, WebSocket).
+    Http,
+    /// The WebSocket layer directly.
+    Ws,
+    /// Nothing more to decode on this side.
+    Ignore,
+}
+
+/// The layers of one connection.
+pub struct Stack {
+    routes: PerSide<Route>,
+    http: Http,
+    ws: WebSocket,
+}
+
+/// What [`Stack`] calls need beside the layers: the other routes, the
+/// WebSocket layer, the running role and the caller's output.
+struct Wiring<'s, 'o> {
+    routes: &'s mut PerSide<Route>,
+    ws: &'s mut WebSocket,
+    role: Role,
+    out: &'o mut dyn FnMut(Emit<'_>),
+}
+
+impl Wiring<'_, '_> {
+    fn emit(&mut self, e: Emit<'_>) {
+        if let Emit::Role(fact) = e {
+            self.role.learn(fact);
+        }
+        (self.out)(e);
+    }
+
+    fn cx(&self, side: Side) -> Cx {
+        Cx {
+            role: self.role,
+            peer_silent: matches!(&self.routes[side.other()], Route::Detect(b) if b.is_empty()),
+        }
+    }
+
+    /// Calls the WebSocket layer, passing its facts through this wiring.
+    fn ws(&mut self, side: Side, call: impl FnOnce(&mut WebSocket, Cx, &mut dyn FnMut(Emit<'_>))) {
+        let cx = self.cx(side);
+        let Wiring { ws, role, out, .. } = self;
+        call(ws, cx, &mut |e| {
+            if let Emit::Role(fact) = e {
+                role.learn(fact);
+            }
+            out(e)
+        });
+    }
+
+    /// What the HTTP layer hands up.
+    fn up_from_http(&mut self, o: HttpOut<'_>) {
+        match o {
+            HttpOut::Emit(e) => self.emit(e),
+            HttpOut::Start(side, how) => self.ws.start(side, how),
+            HttpOut::Upgraded { server, deflate } => {
+                self.ws.handshake(deflate);
+                let client = server.other();
+                if !self.ws.started(client) {
+                    self.ws.start(client, Start::Framed);
+                    // A client side still in detection goes straight to
+                    // frames, with what it probed so far.
+                    if let Route::Detect(probe) = &mut self.routes[client] {
+                        let probe = mem::take(probe);
+                        self.routes[client] = Route::Ws;
+                        self.ws(client, |ws, cx, out| ws.data(cx, client, &probe, out));
+                    }
+                }
+                self.ws.start(server, Start::Framed);
+            }
+            HttpOut::Data(side, bytes) => {
+                self.ws(side, |ws, cx, out| ws.data(cx, side, bytes, out))
+            }
+            HttpOut::Gap(side, n) => self.ws(side, |ws, cx, out| ws.gap(cx, side, n, out)),
+            HttpOut::End(side) => self.ws(side, |ws, cx, out| ws.end(cx, side, out)),
+            HttpOut::Stop(side) => {
+                self.routes[side] = Route::Ignore;
+                self.ws.discard(side);
+            }
+        }
+    }
+}
+
+impl Stack {
+    pub fn new(cfg: &ProtoConfig) -> Self {
+        Stack {
+            routes: PerSide::new(Route::Detect(Vec::new()), Route::Detect(Vec::new())),
+            http: Http::default(),
+            ws: WebSocket::new(cfg),
+        }
+    }
+
+    /// In-order bytes of `side`, exactly once each, cut anywhere.
+    pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
+        let Stack { routes, http, ws } = self;
+        let mut w = Wiring {
+            routes,
+            ws,
+            role,
+            out,
+        };
+        let mut data = data;
+        if let Route::Detect(probe) = &mut w.routes[side] {
+            let take = (PROBE - probe.len()).min(data.len());
+            probe.extend_from_slice(&data[..take]);
+            let class = detect::classify(probe);
+            if class == Class::NeedMore && probe.len() < PROBE {
+                return; // all of `data` is in the probe
+            }
+            let early = mem::take(probe);
+            data = &data[take..];
+            w.routes[side] = match class {
+                Class::Request | Class::Response => {
+                    let is_req = class == Class::Request;
+                    let client = if is_req { side } else { side.other() };
+                    w.emit(Emit::Role(RoleFact::Suggests(client)));
+                    http.begin(side, is_req);
+                    Route::Http
+                }
+                Class::Tls | Class::Unknown | Class::NeedMore => {
+                    w.ws.start(side, Start::Hunt);
+                    Route::Ws
+                }
+            };
+            Self::route(&mut w, http, side, &early);
+        }
+        if !data.is_empty() {
+            Self::route(&mut w, http, side, data);
+        }
+    }
+
+    /// Hands `data` of `side` to the layer its route names.
+    fn route(w: &mut Wiring<'_, '_>, http: &mut Http, side: Side, data: &[u8]) {
+        match w.routes[side] {
+            Route::Detect(_) | Route::Ignore => {}
+            Route::Http => {
+                let cx = w.cx(side);
+                http.data(cx, side, data, &mut |o| w.up_from_http(o));
+            }
+            Route::Ws => w.ws(side, |ws, cx, out| ws.data(cx, side, data, out)),
+        }
+    }
+
+    /// `len` bytes of `side` are missing (never captured). The gap event
+    /// itself is the caller's; the layers only find their footing again.
+    pub fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
+        let Stack { routes, http, ws } = self;
+        let mut w = Wiring {
+            routes,
+            ws,
+            role,
+            out,
+        };
+        match &mut w.routes[side] {
+            Route::Detect(b) => b.clear(),
+            Route::Http => {
+                let cx = w.cx(side);
+                http.gap(cx, side, len, &mut |o| w.up_from_http(o));
+            }
+            Route::Ws => w.ws(side, |ws, cx, out| ws.gap(cx, side, len, out)),
+            Route::Ignore => {}
+        }
+    }
+
+    /// `side` ended (FIN, RST, eviction or end of capture).
+    pub fn end(&mut self, role: Role, side: Side, out: &mut dyn FnMut(Emit<'_>)) {
+        let Stack { routes, http, ws } = self;
+        let mut w = Wiring {
+            routes,
+            ws,
+            role,
+            out,
+        };
+        // Bytes still in detection are too few to classify: try them as
+        // frames.
+        if let Route::Detect(b) = &mut w.routes[side] {
+            if !b.is_empty() {
+                let early = mem::take(b);
+                w.routes[side] = Route::Ws;
+                w.ws.start(side, Start::Hunt);
+                w.ws(side, |ws, cx, out| ws.data(cx, side, &early, out));
+            }
+        }
+        match w.routes[side] {
+            Route::Http => {
+                let cx = w.cx(side);
+                http.end(cx, side, &mut |o| w.up_from_http(o));
+            }
+            Route::Ws => w.ws(side, |ws, cx, out| ws.end(cx, side, out)),
+            Route::Detect(_) | Route::Ignore => {}
+        }
+        w.routes[side] = Route::Ignore;
+    }
+}
