@@ -76,6 +76,35 @@ pub enum EventKind<'a> {
     /// A protocol rule was broken; decoding goes on. The error says which
     /// layer's rule it was; it becomes text only in the sinks.
     Violation(Violation),
+    /// The protocol stack cannot decode this connection further.
+    Stack(StackEvent),
+}
+
+/// What the protocol stack says about a connection as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackEvent {
+    /// The connection carries a protocol wstap recognises but cannot decode
+    /// (TLS without a key): said once, then the connection's bytes are
+    /// skipped instead of being hunted for frames.
+    Undecoded {
+        protocol: Protocol,
+        reason: &'static str,
+    },
+}
+
+/// Protocols the stack recognises by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tls,
+}
+
+impl Protocol {
+    /// The JSON `protocol` text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tls => "tls",
+        }
+    }
 }
 
 /// Facts of TCP reassembly and of a connection's life.
@@ -222,6 +251,7 @@ impl EventKind<'_> {
                 WsEvent::Resync { .. } => "resync",
             },
             EventKind::Violation(_) => "violation",
+            EventKind::Stack(StackEvent::Undecoded { .. }) => "undecoded",
         }
     }
 
@@ -234,6 +264,7 @@ impl EventKind<'_> {
             EventKind::Tcp(e) => EventKind::Tcp(e),
             EventKind::Http(e) => EventKind::Http(e),
             EventKind::Violation(v) => EventKind::Violation(v),
+            EventKind::Stack(e) => EventKind::Stack(e),
             EventKind::Ws(e) => EventKind::Ws(match e {
                 WsEvent::Open {
                     host,

@@ -24,7 +24,9 @@ use std::net::SocketAddr;
 
 use foldhash::HashMap;
 
-use crate::event::{ConnId, Event, EventKind, EventSink, EvictReason, TcpEvent, WsEvent};
+use crate::event::{
+    ConnId, Event, EventKind, EventSink, EvictReason, StackEvent, TcpEvent, WsEvent,
+};
 use crate::flow::tcp::{Outcome, TcpConn, TcpOut};
 use crate::flow::{FlowConfig, FlowStats};
 use crate::proto::{Emit, ProtoConfig, Stack};
@@ -59,6 +61,8 @@ pub struct DecodeStats {
     pub resync_skipped_bytes: u64,
     /// Connections evicted (idle or table full).
     pub evictions: u64,
+    /// Connections whose protocol could not be decoded (TLS without a key).
+    pub undecoded: u64,
 }
 
 /// Which source feeds a connection: two sources never share an entry.
@@ -665,6 +669,7 @@ fn count(stats: &mut DecodeStats, kind: &EventKind<'_>) {
                 EvictReason::TableFull => stats.flow.evicted_full += 1,
             }
         }
+        EventKind::Stack(StackEvent::Undecoded { .. }) => stats.undecoded += 1,
         EventKind::Http(_) => {}
     }
 }

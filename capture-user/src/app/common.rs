@@ -118,6 +118,13 @@ pub fn print_decode_summary(d: &DecodeStats) {
         d.resyncs,
         d.evictions,
     );
+    if d.undecoded > 0 {
+        let _ = writeln!(
+            e,
+            "wstap: {} connections not decoded (TLS, no key to decrypt it)",
+            d.undecoded
+        );
+    }
 }
 
 /// Connections still in the table: seen minus closed minus evicted.

@@ -30,8 +30,7 @@ pub enum Class {
     /// An HTTP status line starts here: this side is the server.
     Response,
     /// A TLS record header (handshake, change cipher spec, alert or
-    /// application data, version 3.x). Until a TLS layer exists these bytes
-    /// go where unknown bytes go.
+    /// application data, version 3.x).
     Tls,
     /// Anything else: perhaps WebSocket frames picked up mid-stream.
     Unknown,

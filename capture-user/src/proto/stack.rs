@@ -4,9 +4,11 @@
 //! A side starts in detection; its first bytes choose its route:
 //! - an HTTP request or response: the [`Http`] layer, which hands the bytes
 //!   after a 101 up to the [`WebSocket`] layer;
-//! - anything else (frames picked up mid-stream, TLS, garbage): the
-//!   WebSocket layer directly, hunting for frame boundaries (it reports
-//!   once, and gives up, when there are none).
+//! - a TLS record: nothing (until a TLS layer exists), said once per
+//!   connection with an `undecoded` event;
+//! - anything else (frames picked up mid-stream, garbage): the WebSocket
+//!   layer directly, hunting for frame boundaries (it reports once, and
+//!   gives up, when there are none).
 //!
 //! The stack keeps a running copy of the connection's [`Role`] during a
 //! call, so that what one layer learns (an HTTP request, masked frames)
@@ -19,6 +21,7 @@ use super::detect::{self, Class, PROBE};
 use super::http::{Http, HttpOut};
 use super::websocket::{Start, WebSocket};
 use super::{Cx, Emit, Layer, PerSide, ProtoConfig, Role, RoleFact, Side};
+use crate::event::{EventKind, Protocol, StackEvent};
 
 /// Where a side's bytes go.
 enum Route {
@@ -37,7 +40,12 @@ pub struct Stack {
     routes: PerSide<Route>,
     http: Http,
     ws: WebSocket,
+    /// "Not decoded" was said for this connection (once is enough).
+    undecoded_reported: bool,
 }
+
+/// Why a TLS side is skipped (until a TLS layer can decrypt it).
+const TLS_REASON: &str = "encrypted: TLS records are not decrypted (no key); bytes skipped";
 
 /// What [`Stack`] calls need beside the layers: the other routes, the
 /// WebSocket layer, the running role and the caller's output.
@@ -114,12 +122,18 @@ impl Stack {
             routes: PerSide::new(Route::Detect(Vec::new()), Route::Detect(Vec::new())),
             http: Http::default(),
             ws: WebSocket::new(cfg),
+            undecoded_reported: false,
         }
     }
 
     /// In-order bytes of `side`, exactly once each, cut anywhere.
     pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
-        let Stack { routes, http, ws } = self;
+        let Stack {
+            routes,
+            http,
+            ws,
+            undecoded_reported,
+        } = self;
         let mut w = Wiring {
             routes,
             ws,
@@ -144,7 +158,22 @@ impl Stack {
                     http.begin(side, is_req);
                     Route::Http
                 }
-                Class::Tls | Class::Unknown | Class::NeedMore => {
+                Class::Tls => {
+                    // A TLS record never starts a valid WebSocket frame
+                    // (its first byte has RSV1 and a reserved opcode):
+                    // hunting would only find false frames in ciphertext.
+                    if !mem::replace(undecoded_reported, true) {
+                        w.emit(Emit::Event(
+                            side,
+                            EventKind::Stack(StackEvent::Undecoded {
+                                protocol: Protocol::Tls,
+                                reason: TLS_REASON,
+                            }),
+                        ));
+                    }
+                    Route::Ignore
+                }
+                Class::Unknown | Class::NeedMore => {
                     w.ws.start(side, Start::Hunt);
                     Route::Ws
                 }
@@ -171,7 +200,9 @@ impl Stack {
     /// `len` bytes of `side` are missing (never captured). The gap event
     /// itself is the caller's; the layers only find their footing again.
     pub fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
-        let Stack { routes, http, ws } = self;
+        let Stack {
+            routes, http, ws, ..
+        } = self;
         let mut w = Wiring {
             routes,
             ws,
@@ -191,7 +222,9 @@ impl Stack {
 
     /// `side` ended (FIN, RST, eviction or end of capture).
     pub fn end(&mut self, role: Role, side: Side, out: &mut dyn FnMut(Emit<'_>)) {
-        let Stack { routes, http, ws } = self;
+        let Stack {
+            routes, http, ws, ..
+        } = self;
         let mut w = Wiring {
             routes,
             ws,

@@ -15,7 +15,9 @@ use super::{
     push_addr, push_json_str, push_padded, push_u64, shorten, split_ts, write_out, ConnCache,
     Output, OUT_CHUNK,
 };
-use crate::event::{Event, EventKind, EventSink, HttpEvent, MessageKind, TcpEvent, WsEvent};
+use crate::event::{
+    Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
+};
 use crate::source::Segment;
 
 /// Writes events as JSON Lines.
@@ -289,6 +291,10 @@ impl<W: Write> EventSink for JsonSink<W> {
             EventKind::Tcp(TcpEvent::Gap { bytes }) => o.num("bytes", *bytes),
             EventKind::Ws(WsEvent::Resync { skipped }) => o.num("skipped", *skipped),
             EventKind::Violation(what) => o.str("what", &what.to_string()),
+            EventKind::Stack(StackEvent::Undecoded { protocol, reason }) => {
+                o.str("protocol", protocol.as_str());
+                o.str("reason", reason);
+            }
             EventKind::Tcp(TcpEvent::OverlapMismatch { offset, len }) => {
                 o.num("offset", *offset);
                 o.num("len", *len);

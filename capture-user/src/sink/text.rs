@@ -10,7 +10,9 @@ use std::io::{self, Write};
 use super::{
     push_addr, push_padded, push_u64, shorten, split_ts, write_out, ConnCache, Output, OUT_CHUNK,
 };
-use crate::event::{Event, EventKind, EventSink, HttpEvent, MessageKind, TcpEvent, WsEvent};
+use crate::event::{
+    Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
+};
 use crate::source::{tcp_flags, Segment};
 
 const DEFAULT_TEXT_PREVIEW: usize = 256;
@@ -285,6 +287,9 @@ impl<W: Write> EventSink for TextSink<W> {
             }
             EventKind::Violation(what) => {
                 let _ = write!(l, " {what}");
+            }
+            EventKind::Stack(StackEvent::Undecoded { protocol, reason }) => {
+                let _ = write!(l, " {} {reason}", protocol.as_str());
             }
             EventKind::Tcp(TcpEvent::OverlapMismatch { offset, len }) => {
                 let _ = write!(l, " offset={offset} len={len}");

@@ -1350,6 +1350,17 @@ fn tls_or_random_is_quiet() {
             End(R),
         ],
     );
+    // TLS is recognised: one event says it is not decoded.
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].kind.name(), "undecoded");
+    // Random bytes that are not TLS: hunted, then one violation.
+    let mut random = vec![0x42];
+    random.extend(pseudo_random(16384, 9));
+    let v = run_with(
+        &ProtoConfig::default(),
+        true,
+        &[Data(I, random.clone()), Data(R, random), End(I), End(R)],
+    );
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(
         matches!(&v[0].kind, EventKind::Violation(what) if what.to_string().starts_with("no WebSocket framing"))
@@ -1795,4 +1806,17 @@ proptest! {
         s.on_end(I, &mut out);
         s.on_end(R, &mut out);
     }
+}
+
+#[test]
+fn tls_is_reported_once_and_skipped() {
+    // A TLS 1.2 ClientHello record start, and the server's answer: never
+    // hunted for frames (ciphertext can look like frames), said once.
+    let hello = [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00];
+    let mut server = vec![0x16, 0x03, 0x03, 0x00, 0x02, 0x02, 0x00];
+    server.extend(frame(true, 0, 1, None, b"looks like a frame"));
+    let v = run(&[Data(I, hello.to_vec()), Data(R, server), End(I), End(R)]);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].kind.name(), "undecoded");
+    assert_eq!(v[0].side, I);
 }
