@@ -1,7 +1,8 @@
 //! Section 3, in-kernel cost per packet of wstap's eBPF programs, from the
 //! kernel's own accounting (`sysctl kernel.bpf_stats_enabled=1`, then
 //! `run_time_ns` / `run_cnt` of each program in `bpftool prog show`), with
-//! `wstap -i lo` in a private namespace.
+//! `wstap -i lo` in a private namespace; with `--baseline`, the baseline's
+//! programs on the same traffic too.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,8 +11,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    fmt_count, listening_line, run_clients, serve, strings, try_spawn_listening, wstap_tap,
-    Listening, Netns, Reaper, Section, WorkDir, WS_PEER,
+    binaries, fmt_count, fmt_vs_baseline, listening_line, run_clients, serve, strings,
+    try_spawn_listening, wstap_tap, Listening, Netns, Reaper, Section, WorkDir, Wstap, VS_BASELINE,
+    WS_PEER,
 };
 
 /// Traffic for this section: (label, client arguments, delivered?):
@@ -130,7 +132,7 @@ impl Cost {
     }
 }
 
-/// What was measured.
+/// One wstap binary's measurement.
 struct Measured {
     /// Its "listening on …" line.
     listening: String,
@@ -140,46 +142,86 @@ struct Measured {
     costs: Vec<Vec<Cost>>,
 }
 
-pub fn run(wstap: &Path) -> Result<Section> {
+pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
     if !crate::is_root() {
         return Ok(Section::skipped(TITLE, "needs root".into()));
     }
     eprintln!("bench: in-kernel cost per packet (wstap -i lo in a private namespace)");
-    let m = match measure(wstap)? {
-        Ok(m) => m,
-        Err(why) => return Ok(Section::skipped(TITLE, why)),
-    };
+    let mut measured: Vec<(Wstap, Measured)> = Vec::new();
+    let mut baseline_failed = None;
+    for b in binaries(wstap, baseline) {
+        if b.baseline {
+            eprintln!("bench: the same with the baseline {}", b.path.display());
+        }
+        match measure(b.path)? {
+            Ok(m) => measured.push((b, m)),
+            Err(why) if !b.baseline => return Ok(Section::skipped(TITLE, why)),
+            Err(why) => baseline_failed = Some(format!("`{}`: {why}", b.path.display())),
+        }
+    }
+    let compare = measured.len() > 1;
+    let current = &measured[0].1;
     let mut rows = Vec::new();
-    for ((label, _, delivered), costs) in workloads().into_iter().zip(&m.costs) {
+    for (i, (label, _, delivered)) in workloads().into_iter().enumerate() {
         let traffic = format!(
             "{label} ({})",
             if delivered { "delivered" } else { "rejected" }
         );
-        for c in costs {
-            rows.push(vec![
-                traffic.clone(),
-                c.program.clone(),
-                fmt_count(c.runs),
-                format!("{:.1}", c.ns as f64 / 1e6),
-                format!("**{:.0}**", c.per_packet()),
-            ]);
+        for (b, m) in &measured {
+            for c in &m.costs[i] {
+                let mut row = vec![
+                    traffic.clone(),
+                    b.label(&c.program),
+                    fmt_count(c.runs),
+                    format!("{:.1}", c.ns as f64 / 1e6),
+                    format!("**{:.0}**", c.per_packet()),
+                ];
+                if compare {
+                    row.push(if b.baseline {
+                        current.costs[i]
+                            .iter()
+                            .find(|x| x.program == c.program)
+                            .map(|x| fmt_vs_baseline(x.per_packet(), c.per_packet()))
+                            .unwrap_or_default()
+                    } else {
+                        String::new()
+                    });
+                }
+                rows.push(row);
+            }
         }
+    }
+    let mut header = strings(&[
+        "traffic",
+        "program",
+        "runs (packets)",
+        "total ms",
+        "ns per packet",
+    ]);
+    let mut notes = vec![
+        format!("- {}", current.listening),
+        format!("- Real peers on `lo` of a private namespace, `wstap -i lo --port {PORT} --format json > /dev/null` running. Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run."),
+        format!("- wstap's own count at exit: `{}`", current.kernel_line),
+    ];
+    if let Some((b, m)) = measured.iter().find(|(b, _)| b.baseline) {
+        header.push(VS_BASELINE.into());
+        notes.push(format!(
+            "- `(baseline)` rows: `{}` (`--baseline`), attached after the current binary had stopped, to the same workloads in a fresh namespace; one run of each workload per binary. **{VS_BASELINE}** = the current binary's ns per packet / the baseline's for the program of the same name (below 1: the current one is cheaper).",
+            b.path.display()
+        ));
+        notes.push(format!(
+            "- Baseline: {}; its own count at exit: `{}`",
+            m.listening, m.kernel_line
+        ));
+    }
+    if let Some(why) = baseline_failed {
+        notes.push(format!("- Baseline not measured: {why}"));
     }
     Ok(Section {
         title: "3. In-kernel cost per packet (`wstap -i lo`)".into(),
-        header: strings(&[
-            "traffic",
-            "program",
-            "runs (packets)",
-            "total ms",
-            "ns per packet",
-        ]),
+        header,
         rows,
-        notes: vec![
-            format!("- {}", m.listening),
-            format!("- Real peers on `lo` of a private namespace, `wstap -i lo --port {PORT} --format json > /dev/null` running. Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run."),
-            format!("- wstap's own count at exit: `{}`", m.kernel_line),
-        ],
+        notes,
     })
 }
 

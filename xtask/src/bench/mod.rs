@@ -19,6 +19,9 @@
 //! - Criterion micro-benchmarks of the decoder ([`criterion`],
 //!   `capture-user/benches/decode.rs`), headline numbers only.
 //!
+//! With `--baseline PATH`, `offline` and `kernel` also measure a second wstap
+//! binary in the same run, in rows of their own next to the current one's.
+//!
 //! This file holds what the sections share: the options, the table, child
 //! processes (resource usage, clean-up), namespaces, the peers and their
 //! logs, wstap's exit summary, number formatting.
@@ -61,6 +64,14 @@ pub struct Opts {
     /// Use this wstap binary instead of building one.
     #[arg(long, value_name = "PATH")]
     pub wstap_bin: Option<PathBuf>,
+    /// A second wstap binary to compare with (e.g. a build of the previous
+    /// commit): `offline` runs it alternately with the current one on the
+    /// same captures, `kernel` attaches it after the current one to the
+    /// same traffic. Extra rows labelled `(baseline)` and a `current /
+    /// baseline` column (below 1: the current binary is faster). The other
+    /// sections ignore it.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Sections of the benchmark.
@@ -126,6 +137,11 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
     if opts.runs == 0 || opts.tshark_runs == 0 {
         bail!("--runs and --tshark-runs must be at least 1");
     }
+    if let Some(b) = &opts.baseline {
+        if !b.is_file() {
+            bail!("--baseline {}: no such file", b.display());
+        }
+    }
     let started = Instant::now();
     let mut sections = Vec::new();
     let want = |p: Part| opts.only.is_empty() || opts.only.contains(&p);
@@ -136,7 +152,7 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
         sections.push(live::run(wstap)?);
     }
     if want(Part::Kernel) {
-        sections.push(kernel::run(wstap)?);
+        sections.push(kernel::run(wstap, opts.baseline.as_deref())?);
     }
     if want(Part::Memory) {
         sections.push(memory::run(wstap)?);
@@ -191,6 +207,46 @@ fn command_line(cmd: &mut Command) -> Option<String> {
     let out = cmd.stderr(Stdio::null()).output().ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
     s.lines().next().map(|l| l.trim().to_string())
+}
+
+/// A wstap binary a section measures: the current one, or `--baseline`.
+#[derive(Clone, Copy)]
+struct Wstap<'a> {
+    path: &'a Path,
+    baseline: bool,
+}
+
+impl Wstap<'_> {
+    /// `what`, marked as the baseline's when it is.
+    fn label(&self, what: &str) -> String {
+        if self.baseline {
+            format!("{what} (baseline)")
+        } else {
+            what.to_string()
+        }
+    }
+}
+
+/// The binaries to compare: `wstap`, then the baseline if there is one.
+fn binaries<'a>(wstap: &'a Path, baseline: Option<&'a Path>) -> Vec<Wstap<'a>> {
+    let mut v = vec![Wstap {
+        path: wstap,
+        baseline: false,
+    }];
+    v.extend(baseline.map(|path| Wstap {
+        path,
+        baseline: true,
+    }));
+    v
+}
+
+/// Header of the column comparing the current binary with the baseline.
+const VS_BASELINE: &str = "current / baseline";
+
+/// The `current / baseline` cell: a ratio of costs (time, ns per packet),
+/// below 1 when the current binary is cheaper.
+fn fmt_vs_baseline(current: f64, baseline: f64) -> String {
+    format!("{:.2}", current / baseline)
 }
 
 /// A finished child: wall time from spawn to exit, its peak RSS and CPU time.

@@ -1,6 +1,6 @@
 //! Section 1, offline decode: `wstap -r` (JSON and text) versus `tshark -r`
 //! on captures of real peers, recorded once and cached under
-//! `<target>/bench-data/`.
+//! `<target>/bench-data/`; with `--baseline`, the baseline's `wstap -r` too.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::{
-    fmt_count, fmt_rate, mib, problems, run_clients, serve, spawn_listening, strings,
-    summary_counts, wait_rusage, Listening, Netns, Opts, Reaper, Section, Truth, WorkDir, WS_PEER,
+    binaries, fmt_count, fmt_rate, fmt_vs_baseline, mib, problems, run_clients, serve,
+    spawn_listening, strings, summary_counts, wait_rusage, Listening, Netns, Opts, Reaper, Section,
+    Truth, WorkDir, Wstap, VS_BASELINE, WS_PEER,
 };
 use crate::target_dir;
 
@@ -84,6 +85,8 @@ struct Measured {
     tool: String,
     /// The fastest run.
     wall: Duration,
+    /// The slowest run, for the spread.
+    slowest: Duration,
     runs: usize,
     messages: Option<u64>,
     bytes: Option<u64>,
@@ -92,19 +95,37 @@ struct Measured {
     remark: String,
 }
 
-/// Keeps the fastest run in `best` (the first of equals).
+impl Measured {
+    /// Slowest / fastest run − 1, in percent.
+    fn spread(&self) -> String {
+        format!(
+            "{:.0} %",
+            100.0 * (self.slowest.as_secs_f64() / self.wall.as_secs_f64() - 1.0)
+        )
+    }
+}
+
+/// Keeps the fastest run in `best` (the first of equals), and the slowest
+/// wall time seen.
 fn keep_best(best: &mut Option<Measured>, m: Measured) {
-    if best.as_ref().is_none_or(|b| m.wall < b.wall) {
-        *best = Some(m);
+    match best {
+        Some(b) if b.wall <= m.wall => b.slowest = b.slowest.max(m.wall),
+        _ => {
+            let slowest = best.as_ref().map_or(m.wall, |b| b.slowest.max(m.wall));
+            *best = Some(Measured { slowest, ..m });
+        }
     }
 }
 
 pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
+    let bins = binaries(wstap, opts.baseline.as_deref());
+    let compare = bins.len() > 1;
     let data = target_dir().join("bench-data");
     std::fs::create_dir_all(&data)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     let mut verdicts = Vec::new();
+    let mut spreads = Vec::new();
     for spec in specs() {
         let cap = capture(&data, spec, opts.regenerate)?;
         warm_cache(&cap.file)?;
@@ -112,11 +133,30 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
             "bench: {} capture: {} messages, {} payload bytes, {} packets, {} file bytes",
             cap.spec.name, cap.truth.messages, cap.truth.bytes, cap.packets, cap.file_bytes
         );
-        let json = measure_wstap(wstap, &cap, "json", opts.runs)?;
-        let text = measure_wstap(wstap, &cap, "text", opts.runs)?;
+        // Each tool's row, with its `current / baseline` cell.
+        let mut tools: Vec<(Measured, String)> = Vec::new();
+        for format in ["json", "text"] {
+            let measured = measure_wstap(&bins, &cap, format, opts.runs)?;
+            for (b, m) in bins.iter().zip(measured) {
+                let vs = if b.baseline {
+                    // The current binary's row, just pushed.
+                    let current = &tools.last().unwrap().0;
+                    spreads.push(format!(
+                        "{} {format} {} / {}",
+                        cap.spec.name,
+                        current.spread(),
+                        m.spread()
+                    ));
+                    fmt_vs_baseline(current.wall.as_secs_f64(), m.wall.as_secs_f64())
+                } else {
+                    String::new()
+                };
+                tools.push((m, vs));
+            }
+        }
         let tshark = measure_tshark(&cap, opts.tshark_runs)?;
         let t_tp = throughput(&cap, &tshark);
-        for m in [&json, &text, &tshark] {
+        for (m, vs) in tools.iter().chain([&(tshark, String::new())]) {
             let tp = throughput(&cap, m);
             let ratio = if m.tool.starts_with("tshark") {
                 "1×".to_string()
@@ -144,7 +184,7 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
                 }
                 (None, _) => "not counted ✗".into(),
             };
-            rows.push(vec![
+            let mut row = vec![
                 cap.spec.name.to_string(),
                 m.tool.clone(),
                 format!("{:.3} (best of {})", m.wall.as_secs_f64(), m.runs),
@@ -154,9 +194,14 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
                 counted,
                 mib(m.max_rss_kib),
                 m.remark.clone(),
-            ]);
+            ];
+            if compare {
+                row.push(vs.clone());
+            }
+            rows.push(row);
         }
-        let r = throughput(&cap, &json) / t_tp;
+        // The current binary's JSON row comes first.
+        let r = throughput(&cap, &tools[0].0) / t_tp;
         verdicts.push(format!(
             "- {}: wstap (JSON, full payloads) is {:.1}× tshark; target ≥ {:.0}×: **{}**.",
             cap.spec.name,
@@ -191,7 +236,7 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
         ]
         .map(String::from),
     );
-    let header = strings(&[
+    let mut header = strings(&[
         "capture",
         "tool",
         "wall s",
@@ -202,6 +247,20 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
         "peak RSS MiB",
         "remark",
     ]);
+    if let Some(b) = bins.iter().find(|b| b.baseline) {
+        header.push(VS_BASELINE.into());
+        all_notes.push(format!(
+            "- `(baseline)` rows: `{}` (`--baseline`), the same commands on the same captures; the timed runs alternate between the two binaries (current, baseline, current, …), best of {} each. **{VS_BASELINE}** = the current binary's best wall time / the baseline's (below 1: the current one is faster).",
+            b.path.display(),
+            opts.runs
+        ));
+        if opts.runs > 1 {
+            all_notes.push(format!(
+                "- Spread of the timed runs (slowest / fastest − 1), current / baseline: {}.",
+                spreads.join(", ")
+            ));
+        }
+    }
     Ok(Section {
         title: "1. Offline decode: `wstap -r` vs `tshark -r`".into(),
         header,
@@ -222,40 +281,51 @@ fn warm_cache(f: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The best of `runs` timed runs of `wstap -r FILE --format FORMAT`.
-fn measure_wstap(wstap: &Path, cap: &Capture, format: &str, runs: usize) -> Result<Measured> {
-    let mut best = None;
+/// The best of `runs` timed runs of `wstap -r FILE --format FORMAT` for each
+/// binary, in the order of `bins`. The binaries take turns, so that a change
+/// in the machine's load hits them alike.
+fn measure_wstap(
+    bins: &[Wstap],
+    cap: &Capture,
+    format: &str,
+    runs: usize,
+) -> Result<Vec<Measured>> {
+    let mut best: Vec<Option<Measured>> = bins.iter().map(|_| None).collect();
     for _ in 0..runs {
-        keep_best(&mut best, run_wstap(wstap, cap, format, runs)?);
+        for (b, best) in bins.iter().zip(&mut best) {
+            keep_best(best, run_wstap(b, cap, format, runs)?);
+        }
     }
-    Ok(best.unwrap())
+    Ok(best.into_iter().flatten().collect())
 }
 
 /// One timed run of `wstap -r FILE --format FORMAT > /dev/null`.
-fn run_wstap(wstap: &Path, cap: &Capture, format: &str, runs: usize) -> Result<Measured> {
+fn run_wstap(b: &Wstap, cap: &Capture, format: &str, runs: usize) -> Result<Measured> {
     let started = Instant::now();
-    let mut child = Command::new(wstap)
+    let mut child = Command::new(b.path)
         .arg("-r")
         .arg(&cap.file)
         .args(["--format", format])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting wstap")?;
+        .with_context(|| format!("starting {}", b.label("wstap")))?;
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err)?;
     let f = wait_rusage(&mut child, started)?;
     if !f.status.success() {
         bail!(
-            "wstap -r {} failed ({}): {err}",
+            "{} -r {} failed ({}): {err}",
+            b.label("wstap"),
             cap.file.display(),
             f.status
         );
     }
     let (messages, bytes) = summary_counts(&err);
     Ok(Measured {
-        tool: format!("wstap {format}"),
+        tool: b.label(&format!("wstap {format}")),
         wall: f.wall,
+        slowest: f.wall,
         runs,
         messages,
         bytes,
@@ -309,6 +379,7 @@ fn run_tshark(cap: &Capture, runs: usize) -> Result<Measured> {
     Ok(Measured {
         tool: "tshark".into(),
         wall: f.wall,
+        slowest: f.wall,
         runs,
         messages: Some(messages),
         bytes: Some(bytes),
@@ -510,5 +581,29 @@ mod tests {
         let (n, b, cut) = count_tshark(out.as_bytes()).unwrap();
         assert_eq!((n, b), (5, 5 + 4 + 4 + 2));
         assert_eq!(cut, 2);
+    }
+
+    #[test]
+    fn the_fastest_run_is_kept_with_the_slowest_time() {
+        let m = |tool: &str, ms: u64| Measured {
+            tool: tool.into(),
+            wall: Duration::from_millis(ms),
+            slowest: Duration::from_millis(ms),
+            runs: 3,
+            messages: None,
+            bytes: None,
+            max_rss_kib: 0,
+            remark: String::new(),
+        };
+        let mut best = None;
+        keep_best(&mut best, m("a", 20));
+        keep_best(&mut best, m("b", 10));
+        keep_best(&mut best, m("c", 10));
+        keep_best(&mut best, m("d", 30));
+        let b = best.unwrap();
+        assert_eq!(b.tool, "b");
+        assert_eq!(b.wall, Duration::from_millis(10));
+        assert_eq!(b.slowest, Duration::from_millis(30));
+        assert_eq!(b.spread(), "200 %");
     }
 }
