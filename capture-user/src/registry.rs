@@ -760,6 +760,10 @@ mod tests {
         assert_eq!(dec.stats().evictions, 1);
     }
 
+    /// An upgrade request and its 101 (RFC 6455's sample key and accept).
+    const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
     const A: &str = "10.0.0.1:40000";
     const B: &str = "10.0.0.2:80";
 
@@ -894,8 +898,8 @@ mod tests {
 
     #[test]
     fn protocol_counters_come_from_the_events() {
-        let req = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let req = REQ;
+        let resp = RESP;
         // A text message "a", a ping, and a frame with reserved opcode 3.
         let frames = [0x81, 0x01, b'a', 0x89, 0x00, 0x83, 0x00];
         let mut dec = Decoder::new(DecodeConfig::default());
@@ -921,8 +925,8 @@ mod tests {
 
     #[test]
     fn plaintext_source_decodes_like_segments() {
-        let req = b"GET /p HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let req = REQ;
+        let resp = RESP;
         let masked = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
         let server = [0x81, 0x02, b'o', b'k'];
         let mut dec = Decoder::new(DecodeConfig::default());

@@ -126,20 +126,30 @@ impl Stack {
         }
     }
 
-    /// In-order bytes of `side`, exactly once each, cut anywhere.
-    pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
+    /// The layers apart, for one call.
+    fn wiring<'s, 'o>(
+        &'s mut self,
+        role: Role,
+        out: &'o mut dyn FnMut(Emit<'_>),
+    ) -> (Wiring<'s, 'o>, &'s mut Http, &'s mut bool) {
         let Stack {
             routes,
             http,
             ws,
             undecoded_reported,
         } = self;
-        let mut w = Wiring {
+        let w = Wiring {
             routes,
             ws,
             role,
             out,
         };
+        (w, http, undecoded_reported)
+    }
+
+    /// In-order bytes of `side`, exactly once each, cut anywhere.
+    pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
+        let (mut w, http, undecoded_reported) = self.wiring(role, out);
         let mut data = data;
         if let Route::Detect(probe) = &mut w.routes[side] {
             let take = (PROBE - probe.len()).min(data.len());
@@ -200,15 +210,7 @@ impl Stack {
     /// `len` bytes of `side` are missing (never captured). The gap event
     /// itself is the caller's; the layers only find their footing again.
     pub fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
-        let Stack {
-            routes, http, ws, ..
-        } = self;
-        let mut w = Wiring {
-            routes,
-            ws,
-            role,
-            out,
-        };
+        let (mut w, http, _) = self.wiring(role, out);
         match &mut w.routes[side] {
             Route::Detect(b) => b.clear(),
             Route::Http => {
@@ -222,15 +224,7 @@ impl Stack {
 
     /// `side` ended (FIN, RST, eviction or end of capture).
     pub fn end(&mut self, role: Role, side: Side, out: &mut dyn FnMut(Emit<'_>)) {
-        let Stack {
-            routes, http, ws, ..
-        } = self;
-        let mut w = Wiring {
-            routes,
-            ws,
-            role,
-            out,
-        };
+        let (mut w, http, _) = self.wiring(role, out);
         // Bytes still in detection are too few to classify: try them as
         // frames.
         if let Route::Detect(b) = &mut w.routes[side] {
