@@ -118,6 +118,13 @@ pub fn print_decode_summary(d: &DecodeStats) {
         d.resyncs,
         d.evictions,
     );
+    if f.bytes_after_end > 0 {
+        let _ = writeln!(
+            e,
+            "wstap: {} bytes after a FIN or RST ignored (the receiver never gets them)",
+            f.bytes_after_end
+        );
+    }
     if d.undecoded > 0 {
         let _ = writeln!(
             e,

@@ -58,7 +58,7 @@ pub struct FlowStats {
     pub resets: u64,
     pub evicted_idle: u64,
     pub evicted_full: u64,
-    /// Bytes after a FIN, or on a closed connection, ignored.
+    /// Bytes after a FIN, on a RST, or on a closed connection, ignored.
     pub bytes_after_end: u64,
     /// Segments without payload for an unknown connection (not tracked).
     pub untracked_segments: u64,

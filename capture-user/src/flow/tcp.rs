@@ -185,6 +185,8 @@ impl TcpConn {
     ) -> Outcome {
         use crate::source::tcp_flags::{FIN, RST, SYN};
         if flags & RST != 0 {
+            // Data on a RST is never delivered to the application.
+            stats.bytes_after_end += payload.len() as u64;
             self.flush(out);
             return Outcome::Closed { reset: true };
         }

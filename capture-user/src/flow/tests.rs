@@ -281,3 +281,14 @@ fn bytes_cut_by_snaplen_become_a_gap_at_once() {
         .sum();
     assert_eq!(gap_bytes, 7);
 }
+
+#[test]
+fn data_on_a_rst_or_after_the_fin_is_counted() {
+    let mut t = T::new(CAP);
+    handshake(&mut t, 0, 0);
+    t.seg(I, 1, ACK | FIN, b"ab");
+    t.seg(I, 1, ACK, b"abcd"); // on an ended direction: all 4 counted
+    t.seg(R, 1, RST | ACK, b"xyz"); // data on a RST
+    assert_eq!(t.stats.bytes_after_end, 4 + 3);
+    assert_eq!(t.stream(R), b"");
+}

@@ -29,6 +29,10 @@ const GIVE_UP_BYTES: u64 = 1 << 20;
 /// Plausible frames in a row after which a resync is as trusted as a
 /// handshake: later rule violations are reported, not taken for lost sync.
 const TRUST_AFTER: u32 = 8;
+/// Control frame payload kept, whatever `--max-message` says: the RFC
+/// allows 125 bytes (longer is reported as a violation); a hostile length
+/// is cut here, never the valid frames a small message cap would cut.
+const CONTROL_MAX: usize = 64 * 1024;
 /// Sync lost this many times without a handshake: ignore the direction.
 const GIVE_UP_LOSSES: u32 = 4;
 
@@ -603,8 +607,8 @@ impl WsStream {
                 }
             }
             Target::Control => {
-                let keep = n.min(cap.saturating_sub(self.ctrl.len()));
-                reserve_capped(&mut self.ctrl, keep, cap);
+                let keep = n.min(CONTROL_MAX.saturating_sub(self.ctrl.len()));
+                reserve_capped(&mut self.ctrl, keep, CONTROL_MAX);
                 extend_unmasked(&mut self.ctrl, &chunk[..keep], f.h.mask, f.pos);
             }
             Target::Skip => {}
@@ -708,7 +712,7 @@ impl WsStream {
         match target {
             Target::Control => {
                 // Same cap as the copying path (a hostile control frame can be long).
-                let kept = &payload[..payload.len().min(cx.cfg.max_message)];
+                let kept = &payload[..payload.len().min(CONTROL_MAX)];
                 self.emit_control(h.opcode, Cow::Borrowed(kept), cx, out);
                 true
             }
@@ -751,7 +755,7 @@ impl WsStream {
                 let mut payload = mem::take(&mut self.ctrl);
                 if f.h.len > payload.len() as u64 {
                     // Over the cap: keep what fits, as messages do.
-                    payload.truncate(cx.cfg.max_message);
+                    payload.truncate(CONTROL_MAX);
                 }
                 self.emit_control(f.h.opcode, Cow::Owned(payload), cx, out);
             }

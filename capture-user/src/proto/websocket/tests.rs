@@ -1820,3 +1820,33 @@ fn tls_is_reported_once_and_skipped() {
     assert_eq!(v[0].kind.name(), "undecoded");
     assert_eq!(v[0].side, I);
 }
+
+#[test]
+fn message_cap_never_cuts_control_frames() {
+    // --max-message 4: a close (1000, "bye") and a 20-byte ping stay whole.
+    let cfg = ProtoConfig {
+        max_message: 4,
+        max_inflated: 4,
+    };
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    let v = run_with(
+        &cfg,
+        true,
+        &after_handshake(
+            None,
+            vec![
+                Data(R, frame(true, 0, 9, None, &[7; 20])),
+                Data(I, frame(true, 0, 8, Some(MASK), &close)),
+                Data(R, frame(true, 0, 1, None, b"longer than four")),
+            ],
+        ),
+    );
+    assert!(violations(&v).is_empty(), "{v:?}");
+    assert!(matches!(&v[2].kind, EventKind::Ws(WsEvent::Ping { payload }) if payload.len() == 20));
+    assert!(
+        matches!(&v[3].kind, EventKind::Ws(WsEvent::Close { code: Some(1000), reason }) if &reason[..] == b"bye")
+    );
+    assert_eq!(msg(&v[4]).1, b"long");
+    assert!(msg(&v[4]).7, "the data message is truncated");
+}
