@@ -128,6 +128,9 @@ pub enum EvictReason {
     /// The table was full and this connection was among the least recently
     /// active.
     TableFull,
+    /// A new connection (a SYN that does not fit this one) took its
+    /// endpoints; the old one was never seen closing.
+    Reused,
 }
 
 impl EvictReason {
@@ -136,6 +139,7 @@ impl EvictReason {
         match self {
             EvictReason::IdleTimeout => "idle timeout",
             EvictReason::TableFull => "flow table full",
+            EvictReason::Reused => "endpoints reused by a new connection",
         }
     }
 }

@@ -65,6 +65,42 @@ pub struct DecodeStats {
     pub undecoded: u64,
 }
 
+impl DecodeStats {
+    /// Adds `other` field by field: the counters of decoder threads into a
+    /// total. (The destructuring makes a new counter a compile error here
+    /// until it is added.)
+    pub fn add(&mut self, other: &DecodeStats) {
+        let DecodeStats {
+            flow,
+            messages,
+            message_bytes,
+            control_frames,
+            ws_opens,
+            upgrade_failures,
+            violations,
+            truncated_messages,
+            undecompressable,
+            resyncs,
+            resync_skipped_bytes,
+            evictions,
+            undecoded,
+        } = other;
+        self.flow.add(flow);
+        self.messages += messages;
+        self.message_bytes += message_bytes;
+        self.control_frames += control_frames;
+        self.ws_opens += ws_opens;
+        self.upgrade_failures += upgrade_failures;
+        self.violations += violations;
+        self.truncated_messages += truncated_messages;
+        self.undecompressable += undecompressable;
+        self.resyncs += resyncs;
+        self.resync_skipped_bytes += resync_skipped_bytes;
+        self.evictions += evictions;
+        self.undecoded += undecoded;
+    }
+}
+
 /// Which source feeds a connection: two sources never share an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Via {
@@ -311,14 +347,10 @@ impl Decoder {
         let key = key_of(Via::Tcp, seg.iface, seg.src, seg.dst);
         let syn = seg.has(tcp_flags::SYN);
         let ack = seg.has(tcp_flags::ACK);
-        // A fresh SYN on a closed connection's endpoints starts a new one.
-        if syn && !ack {
-            if let Entry::Occupied(e) = self.conns.entry(key) {
-                if e.get().closed() {
-                    self.keys.remove(&e.get().id);
-                    e.remove();
-                }
-            }
+        // A fresh SYN on a closed connection's endpoints starts a new one;
+        // so does a SYN or SYN-ACK that cannot belong to the open one.
+        if syn {
+            self.replace_on_syn(key, seg, ack, sink);
         }
         if !self.conns.contains_key(&key) {
             if seg.payload.is_empty() && lost == 0 && !syn {
@@ -377,10 +409,40 @@ impl Decoder {
             &mut flow,
             &mut |side, o| on_tcp(stack, &info, tcp_role, role, &mut out, side, o),
         );
-        add_flow(&mut out.stats.flow, &flow);
+        out.stats.flow.add(&flow);
         if let Outcome::Closed { reset } = outcome {
             conn.release(Release::Closed { reset }, &mut out);
         }
+    }
+
+    /// Ends the connection at `key` when the SYN `seg` starts a new one on
+    /// its endpoints (see [`TcpConn::syn_fits`]).
+    fn replace_on_syn(&mut self, key: Key, seg: &Segment<'_>, ack: bool, sink: &mut dyn EventSink) {
+        let Entry::Occupied(mut e) = self.conns.entry(key) else {
+            return;
+        };
+        let c = e.get_mut();
+        let side = if seg.src == c.addrs.initiator {
+            Side::Initiator
+        } else {
+            Side::Responder
+        };
+        let reused = match &c.state {
+            ConnState::Closed => !ack,
+            ConnState::Tcp { tcp, .. } => !tcp.syn_fits(side, seg.seq),
+            ConnState::Plain { .. } => false,
+        };
+        if !reused {
+            return;
+        }
+        let mut out = Out {
+            ts_ns: seg.ts_ns,
+            stats: &mut self.stats,
+            sink,
+        };
+        c.release(Release::Evicted(EvictReason::Reused), &mut out);
+        self.keys.remove(&c.id);
+        e.remove();
     }
 
     /// Opens a connection whose bytes arrive already decrypted and in order
@@ -623,15 +685,6 @@ impl Decoder {
     }
 }
 
-/// Adds the counters one segment's reassembly produced.
-fn add_flow(total: &mut FlowStats, seg: &FlowStats) {
-    total.out_of_order_segments += seg.out_of_order_segments;
-    total.retransmitted_bytes += seg.retransmitted_bytes;
-    total.gaps_at_cap += seg.gaps_at_cap;
-    total.bytes_after_end += seg.bytes_after_end;
-    total.peak_held = total.peak_held.max(seg.peak_held);
-}
-
 /// The one place events are counted.
 fn count(stats: &mut DecodeStats, kind: &EventKind<'_>) {
     match kind {
@@ -667,6 +720,7 @@ fn count(stats: &mut DecodeStats, kind: &EventKind<'_>) {
             match reason {
                 EvictReason::IdleTimeout => stats.flow.evicted_idle += 1,
                 EvictReason::TableFull => stats.flow.evicted_full += 1,
+                EvictReason::Reused => stats.flow.evicted_reused += 1,
             }
         }
         EventKind::Stack(StackEvent::Undecoded { .. }) => stats.undecoded += 1,
@@ -989,5 +1043,43 @@ mod tests {
             ]
         );
         assert_eq!(dec.stats().flow.retransmitted_bytes, req.len() as u64);
+    }
+
+    #[test]
+    fn a_syn_that_does_not_fit_starts_a_new_connection() {
+        for new_isn in [50u32, 1_000_000] {
+            let mut dec = Decoder::new(DecodeConfig::default());
+            let mut evs = events(
+                &mut dec,
+                &[
+                    seg(A, B, 1, 100, SYN, b""),
+                    seg(A, B, 2, 100, SYN, b""), // a retransmitted SYN fits
+                    seg(B, A, 3, 7000, SYN | ACK, b""),
+                    seg(A, B, 4, 101, ACK, REQ),
+                    // The old connection was never seen closing.
+                    seg(A, B, 5, new_isn, SYN, b""),
+                    seg(B, A, 6, 9000, SYN | ACK, b""),
+                    seg(A, B, 7, new_isn + 1, ACK, REQ),
+                ],
+                true,
+            );
+            evs.retain(|e| e.0 != "violation");
+            assert_eq!(
+                evs,
+                [
+                    ("http_request".to_string(), 1, A.to_string()),
+                    (
+                        "evicted endpoints reused by a new connection".to_string(),
+                        1,
+                        A.to_string()
+                    ),
+                    ("http_request".to_string(), 2, A.to_string()),
+                ],
+                "new ISN {new_isn}"
+            );
+            let st = dec.stats();
+            assert_eq!((st.flow.connections, st.flow.evicted_reused), (2, 1));
+            assert_eq!((st.flow.gaps, st.flow.retransmitted_bytes), (0, 0));
+        }
     }
 }

@@ -141,4 +141,5 @@ pub fn open_flows(d: &DecodeStats) -> u64 {
         .saturating_sub(f.closed)
         .saturating_sub(f.evicted_idle)
         .saturating_sub(f.evicted_full)
+        .saturating_sub(f.evicted_reused)
 }

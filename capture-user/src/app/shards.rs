@@ -187,7 +187,7 @@ impl Shards {
         }
         let mut sum = DecodeStats::default();
         for s in &self.shared.stats {
-            add(&mut sum, &s.lock().unwrap());
+            sum.add(&s.lock().unwrap());
         }
         sum
     }
@@ -203,7 +203,7 @@ impl Shards {
         let mut sum = DecodeStats::default();
         for h in self.workers.drain(..) {
             match h.join() {
-                Ok(s) => add(&mut sum, &s),
+                Ok(s) => sum.add(&s),
                 Err(_) => log::error!("a decoder thread panicked; its counters are lost"),
             }
         }
@@ -297,38 +297,6 @@ impl Write for LockedStdout {
     fn flush(&mut self) -> io::Result<()> {
         io::stdout().lock().flush()
     }
-}
-
-/// Adds `s` to `sum`, field by field (`peak_held` is a maximum).
-fn add(sum: &mut DecodeStats, s: &DecodeStats) {
-    let (f, g) = (&mut sum.flow, &s.flow);
-    f.segments += g.segments;
-    f.payload_bytes += g.payload_bytes;
-    f.connections += g.connections;
-    f.out_of_order_segments += g.out_of_order_segments;
-    f.retransmitted_bytes += g.retransmitted_bytes;
-    f.overlap_mismatches += g.overlap_mismatches;
-    f.gaps += g.gaps;
-    f.gap_bytes += g.gap_bytes;
-    f.gaps_at_cap += g.gaps_at_cap;
-    f.closed += g.closed;
-    f.resets += g.resets;
-    f.evicted_idle += g.evicted_idle;
-    f.evicted_full += g.evicted_full;
-    f.bytes_after_end += g.bytes_after_end;
-    f.untracked_segments += g.untracked_segments;
-    f.peak_held = f.peak_held.max(g.peak_held);
-    sum.messages += s.messages;
-    sum.message_bytes += s.message_bytes;
-    sum.control_frames += s.control_frames;
-    sum.ws_opens += s.ws_opens;
-    sum.upgrade_failures += s.upgrade_failures;
-    sum.violations += s.violations;
-    sum.truncated_messages += s.truncated_messages;
-    sum.undecompressable += s.undecompressable;
-    sum.resyncs += s.resyncs;
-    sum.resync_skipped_bytes += s.resync_skipped_bytes;
-    sum.evictions += s.evictions;
 }
 
 #[cfg(test)]

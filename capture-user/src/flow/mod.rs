@@ -58,12 +58,57 @@ pub struct FlowStats {
     pub resets: u64,
     pub evicted_idle: u64,
     pub evicted_full: u64,
+    /// Connections ended by a new connection on the same endpoints.
+    pub evicted_reused: u64,
     /// Bytes after a FIN, on a RST, or on a closed connection, ignored.
     pub bytes_after_end: u64,
     /// Segments without payload for an unknown connection (not tracked).
     pub untracked_segments: u64,
     /// Largest number of bytes held by one direction.
     pub peak_held: u64,
+}
+
+impl FlowStats {
+    /// Adds `other` field by field (`peak_held` is a maximum): counters of
+    /// decoder threads, or of one segment, into a total.
+    pub fn add(&mut self, other: &FlowStats) {
+        let FlowStats {
+            segments,
+            payload_bytes,
+            connections,
+            out_of_order_segments,
+            retransmitted_bytes,
+            overlap_mismatches,
+            gaps,
+            gap_bytes,
+            gaps_at_cap,
+            closed,
+            resets,
+            evicted_idle,
+            evicted_full,
+            evicted_reused,
+            bytes_after_end,
+            untracked_segments,
+            peak_held,
+        } = other;
+        self.segments += segments;
+        self.payload_bytes += payload_bytes;
+        self.connections += connections;
+        self.out_of_order_segments += out_of_order_segments;
+        self.retransmitted_bytes += retransmitted_bytes;
+        self.overlap_mismatches += overlap_mismatches;
+        self.gaps += gaps;
+        self.gap_bytes += gap_bytes;
+        self.gaps_at_cap += gaps_at_cap;
+        self.closed += closed;
+        self.resets += resets;
+        self.evicted_idle += evicted_idle;
+        self.evicted_full += evicted_full;
+        self.evicted_reused += evicted_reused;
+        self.bytes_after_end += bytes_after_end;
+        self.untracked_segments += untracked_segments;
+        self.peak_held = self.peak_held.max(*peak_held);
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ struct TcpHalf {
     /// Sequence number of stream offset 0; unset until the direction's SYN
     /// or first data is seen.
     base: Option<SeqNum>,
+    /// Initial sequence number of this direction's SYN, once one was taken.
+    isn: Option<u32>,
     asm: Assembler,
     state: HalfState,
 }
@@ -70,6 +72,7 @@ impl TcpHalf {
     fn new(cap: usize) -> Self {
         TcpHalf {
             base: None,
+            isn: None,
             asm: Assembler::new(cap),
             state: HalfState::Open { fin_at: None },
         }
@@ -78,6 +81,16 @@ impl TcpHalf {
     fn on_syn(&mut self, isn: u32) {
         if self.asm.is_untouched() {
             self.base = Some(SeqNum(isn).advance(1));
+            self.isn = Some(isn);
+        }
+    }
+
+    /// A SYN with `isn` belongs to this direction: a retransmission of its
+    /// SYN, or the first one of a direction that has carried nothing yet.
+    fn syn_fits(&self, isn: u32) -> bool {
+        match self.isn {
+            Some(seen) => seen == isn,
+            None => self.asm.is_untouched(),
         }
     }
 
@@ -217,6 +230,14 @@ impl TcpConn {
         for side in [Side::Initiator, Side::Responder] {
             self.halves[side].flush(&mut |o| out(side, o));
         }
+    }
+
+    /// False when a SYN (or SYN-ACK) from `side` with sequence number `isn`
+    /// cannot belong to this connection: its direction already had another
+    /// SYN, or carried data without one. The endpoints were reused by a new
+    /// connection the capture did not see the old one close.
+    pub fn syn_fits(&self, side: Side, isn: u32) -> bool {
+        self.halves[side].syn_fits(isn)
     }
 
     /// Bytes held out of order by `side` (tests, diagnostics).
