@@ -20,6 +20,7 @@
 //!   evicted in batches), idle timeout by capture time.
 
 use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use foldhash::HashMap;
@@ -147,6 +148,13 @@ struct Conn {
     role: Role,
     last_ns: u64,
     state: ConnState,
+    /// In [`Decoder::fin_waits`].
+    fin_wait_queued: bool,
+}
+
+/// True when TCP reassembly holds a FIN behind a hole.
+fn flow_fin_waits(state: &ConnState) -> bool {
+    matches!(state, ConnState::Tcp { tcp, .. } if tcp.fin_waits())
 }
 
 /// Why a connection leaves the table.
@@ -293,7 +301,15 @@ pub struct Decoder {
     now_ns: u64,
     last_sweep_ns: u64,
     last_ts_ns: u64,
+    /// Connections whose FIN waits behind a hole, oldest first, with the
+    /// capture time at which waiting ends.
+    fin_waits: VecDeque<(u64, ConnId, Key)>,
 }
+
+/// How long (capture time) a FIN waits for the bytes before it before the
+/// hole is declared a gap and the direction ends: longer than a few
+/// retransmission timeouts (Linux's minimum RTO is 200 ms, backing off).
+pub const FIN_HOLE_WAIT_NS: u64 = 2_000_000_000;
 
 /// What [`Decoder::push_plain`] refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -313,6 +329,7 @@ impl Decoder {
             now_ns: 0,
             last_sweep_ns: 0,
             last_ts_ns: 0,
+            fin_waits: VecDeque::new(),
         }
     }
 
@@ -377,12 +394,14 @@ impl Decoder {
             conns,
             stats,
             now_ns,
+            fin_waits,
             ..
         } = self;
+        let now_ns = *now_ns;
         let Some(conn) = conns.get_mut(&key) else {
             return;
         };
-        conn.last_ns = *now_ns;
+        conn.last_ns = now_ns;
         let side = if seg.src == conn.addrs.initiator {
             Side::Initiator
         } else {
@@ -410,8 +429,44 @@ impl Decoder {
             &mut |side, o| on_tcp(stack, &info, tcp_role, role, &mut out, side, o),
         );
         out.stats.flow.add(&flow);
-        if let Outcome::Closed { reset } = outcome {
-            conn.release(Release::Closed { reset }, &mut out);
+        match outcome {
+            Outcome::Closed { reset } => conn.release(Release::Closed { reset }, &mut out),
+            Outcome::Open if flow_fin_waits(&conn.state) && !conn.fin_wait_queued => {
+                conn.fin_wait_queued = true;
+                let until = now_ns.saturating_add(FIN_HOLE_WAIT_NS);
+                fin_waits.push_back((until, conn.id, key));
+            }
+            Outcome::Open => {}
+        }
+    }
+
+    /// Ends the waits of FINs behind holes that are over.
+    fn end_fin_waits(&mut self, ts_ns: u64, sink: &mut dyn EventSink) {
+        while let Some(&(until, id, key)) = self.fin_waits.front() {
+            if until >= self.now_ns {
+                return;
+            }
+            self.fin_waits.pop_front();
+            let Some(c) = self.conns.get_mut(&key).filter(|c| c.id == id) else {
+                continue;
+            };
+            c.fin_wait_queued = false;
+            let info = c.info();
+            let (tcp_role, role) = (c.tcp_role, &mut c.role);
+            let ConnState::Tcp { tcp, stack } = &mut c.state else {
+                continue;
+            };
+            let mut out = Out {
+                ts_ns,
+                stats: &mut self.stats,
+                sink,
+            };
+            let outcome = tcp.end_fin_waits(&mut |side, o| {
+                on_tcp(stack, &info, tcp_role, role, &mut out, side, o)
+            });
+            if let Outcome::Closed { reset } = outcome {
+                c.release(Release::Closed { reset }, &mut out);
+            }
         }
     }
 
@@ -575,6 +630,7 @@ impl Decoder {
     pub fn finish(&mut self, sink: &mut dyn EventSink) {
         let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
         self.keys.clear();
+        self.fin_waits.clear();
         conns.sort_by_key(|c| c.id);
         let mut out = Out {
             ts_ns: self.last_ts_ns,
@@ -614,17 +670,20 @@ impl Decoder {
                 role: tcp_role,
                 last_ns: self.now_ns,
                 state,
+                fin_wait_queued: false,
             },
         );
         id
     }
 
-    /// Moves capture time on; drops connections idle for longer than the
-    /// timeout, checked at most every tenth of the timeout of capture time.
+    /// Moves capture time on: ends FIN waits that are over, and drops
+    /// connections idle for longer than the timeout (checked at most every
+    /// tenth of the timeout of capture time).
     fn advance_clock(&mut self, ts_ns: u64, sink: &mut dyn EventSink) {
         if ts_ns > self.now_ns {
             self.now_ns = ts_ns;
         }
+        self.end_fin_waits(ts_ns, sink);
         let every = (self.cfg.flow.idle_timeout_ns / 10).max(1);
         if self.now_ns.saturating_sub(self.last_sweep_ns) < every {
             return;
@@ -1081,5 +1140,37 @@ mod tests {
             assert_eq!((st.flow.connections, st.flow.evicted_reused), (2, 1));
             assert_eq!((st.flow.gaps, st.flow.retransmitted_bytes), (0, 0));
         }
+    }
+
+    #[test]
+    fn a_fin_behind_a_hole_closes_after_a_bounded_wait() {
+        let t0 = 1_000_000_000;
+        let mut dec = Decoder::new(DecodeConfig::default());
+        let evs = events(
+            &mut dec,
+            &[
+                seg(A, B, t0, 0, SYN, b""),
+                seg(B, A, t0, 0, SYN | ACK, b""),
+                seg(A, B, t0, 1, ACK, b"ab"),
+                seg(A, B, t0, 5, ACK | FIN, b"ef"), // bytes 2..4 never come
+                seg(B, A, t0, 1, ACK | FIN, b""),
+                // Within the wait: nothing yet.
+                seg("9.9.9.9:9", B, t0 + FIN_HOLE_WAIT_NS, 1, ACK, b"x"),
+            ],
+            false,
+        );
+        assert!(evs.iter().all(|e| e.1 != 1), "{evs:?}");
+        let evs = events(
+            &mut dec,
+            &[seg("9.9.9.9:9", B, t0 + FIN_HOLE_WAIT_NS + 1, 2, ACK, b"y")],
+            false,
+        );
+        let conn1: Vec<&str> = evs
+            .iter()
+            .filter(|e| e.1 == 1 && e.0 != "violation") // "ab??ef" is no WebSocket
+            .map(|e| e.0.as_str())
+            .collect();
+        assert_eq!(conn1, ["gap 2", "close reset=false"], "{evs:?}");
+        assert_eq!(dec.stats().flow.closed, 1);
     }
 }

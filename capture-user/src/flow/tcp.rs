@@ -152,6 +152,11 @@ impl TcpHalf {
         }
     }
 
+    /// A FIN was seen but holes before it are still open.
+    fn fin_waits(&self) -> bool {
+        matches!(self.state, HalfState::Open { fin_at: Some(f) } if self.asm.delivered() < f)
+    }
+
     /// Ends the direction now: every remaining hole becomes a gap, held data
     /// is handed on, then `End` (unless it already ended).
     fn flush(&mut self, out: &mut dyn FnMut(TcpOut<'_>)) {
@@ -219,6 +224,33 @@ impl TcpConn {
             .all(|h| h.state == HalfState::Ended)
         {
             self.flush(out);
+            Outcome::Closed { reset: false }
+        } else {
+            Outcome::Open
+        }
+    }
+
+    /// True while a direction has seen its FIN but waits for bytes before
+    /// it (a retransmission that may never come).
+    pub fn fin_waits(&self) -> bool {
+        self.halves.both().iter().any(|h| h.fin_waits())
+    }
+
+    /// Gives up waiting: each direction whose FIN waits behind a hole has
+    /// its holes turned into gaps and ends. Returns `Closed` when both
+    /// directions have now ended.
+    pub fn end_fin_waits(&mut self, out: &mut dyn FnMut(Side, TcpOut<'_>)) -> Outcome {
+        for side in [Side::Initiator, Side::Responder] {
+            if self.halves[side].fin_waits() {
+                self.halves[side].flush(&mut |o| out(side, o));
+            }
+        }
+        if self
+            .halves
+            .both()
+            .iter()
+            .all(|h| h.state == HalfState::Ended)
+        {
             Outcome::Closed { reset: false }
         } else {
             Outcome::Open
