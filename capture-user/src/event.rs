@@ -190,6 +190,10 @@ pub enum WsEvent<'a> {
         len: u64,
         /// Bytes on the wire (before inflation).
         wire_len: u64,
+        /// False when `len` is only a lower bound: the message was cut on
+        /// the wire (`--max-message`, end of capture) before all of it was
+        /// inflated, or the decompression-bomb guard stopped counting.
+        len_exact: bool,
         compressed: bool,
         fragments: u32,
         /// Text message whose payload is not valid UTF-8 (kept, flagged).
@@ -293,6 +297,7 @@ impl EventKind<'_> {
                     payload,
                     len,
                     wire_len,
+                    len_exact,
                     compressed,
                     fragments,
                     invalid_utf8,
@@ -302,6 +307,7 @@ impl EventKind<'_> {
                     payload: own(payload),
                     len,
                     wire_len,
+                    len_exact,
                     compressed,
                     fragments,
                     invalid_utf8,

@@ -228,6 +228,7 @@ impl<W: Write> EventSink for JsonSink<W> {
                 kind,
                 payload,
                 len,
+                len_exact,
                 wire_len,
                 compressed,
                 fragments,
@@ -242,6 +243,9 @@ impl<W: Write> EventSink for JsonSink<W> {
                 push_u64(o.b, *len);
                 o.b.extend_from_slice(b",\"wire_len\":");
                 push_u64(o.b, *wire_len);
+                if !len_exact {
+                    o.bool("len_exact", false);
+                }
                 o.bool("compressed", *compressed);
                 o.num("fragments", (*fragments).into());
                 o.bool("truncated", *truncated);
@@ -367,6 +371,7 @@ mod tests {
             dir: Direction::ServerToClient,
             kind: EventKind::Ws(WsEvent::Message {
                 kind,
+                len_exact: true,
                 payload: Cow::Borrowed(p),
                 len: p.len() as u64,
                 wire_len: 3,

@@ -222,6 +222,7 @@ impl<W: Write> EventSink for TextSink<W> {
                 kind,
                 payload,
                 len,
+                len_exact,
                 compressed,
                 fragments,
                 truncated,
@@ -234,7 +235,7 @@ impl<W: Write> EventSink for TextSink<W> {
                 };
                 l.push(b' ');
                 l.extend_from_slice(k.as_bytes());
-                l.extend_from_slice(b" len=");
+                l.extend_from_slice(if *len_exact { b" len=" } else { b" len>=" });
                 push_u64(l, *len);
                 if *compressed {
                     l.extend_from_slice(b" deflate");
@@ -369,6 +370,7 @@ mod tests {
                 dir: Direction::ClientToServer,
                 kind: EventKind::Ws(WsEvent::Message {
                     kind: MessageKind::Text,
+                    len_exact: true,
                     payload: Cow::Borrowed(b"a\"b\n\x01"),
                     len: 5,
                     wire_len: 5,

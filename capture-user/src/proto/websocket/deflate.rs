@@ -54,6 +54,9 @@ pub struct Inflated {
     pub len: u64,
     /// Output was longer than `max_out`.
     pub capped: bool,
+    /// False when counting stopped at the limit (a decompression bomb):
+    /// `len` is then a lower bound.
+    pub len_exact: bool,
 }
 
 /// A direction's inflate state; holds no memory until first used.
@@ -115,6 +118,7 @@ impl Inflater {
             data: Vec::new(),
             len: 0,
             capped: false,
+            len_exact: true,
         };
         let mut scratch = [0u8; 4096];
         let mut out = Out {
@@ -200,6 +204,7 @@ fn run(
         let res = &mut *out.res;
         if res.len > limit {
             res.capped = true;
+            res.len_exact = false;
             return Ok(End::GaveUp);
         }
         let before_in = ctx.total_in();
@@ -392,6 +397,7 @@ pub(crate) mod tests {
         assert!(r.capped);
         assert_eq!(r.data.len(), 1000);
         assert!(r.len > 1 << 20 && r.len < 4 << 20, "{}", r.len);
+        assert!(!r.len_exact, "counting stopped: len is a lower bound");
         assert!(!inf.has_context(), "context given up");
     }
 

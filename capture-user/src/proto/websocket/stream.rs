@@ -729,17 +729,16 @@ impl WsStream {
                 let cap = cx.cfg.max_message;
                 let truncated = payload.len() > cap;
                 let kept = &payload[..payload.len().min(cap)];
-                emit_message(
-                    m.kind,
-                    Cow::Borrowed(kept),
-                    payload.len() as u64,
-                    payload.len() as u64,
-                    false,
-                    1,
+                let facts = MsgFacts {
+                    kind: m.kind,
+                    len: payload.len() as u64,
+                    wire_len: payload.len() as u64,
+                    len_exact: true,
+                    compressed: false,
+                    fragments: 1,
                     truncated,
-                    cx,
-                    out,
-                );
+                };
+                emit_message(Cow::Borrowed(kept), facts, cx, out);
                 true
             }
             Target::Skip => false,
@@ -818,17 +817,17 @@ impl WsStream {
         let cap = cx.cfg.max_message;
         let over = m.wire_len > cap as u64;
         if !m.compressed {
-            emit_message(
-                m.kind,
-                Cow::Owned(m.buf),
-                m.wire_len,
-                m.wire_len,
-                false,
-                m.fragments,
-                over || cut,
-                cx,
-                out,
-            );
+            let facts = MsgFacts {
+                kind: m.kind,
+                len: m.wire_len,
+                wire_len: m.wire_len,
+                // Cut by the end of the stream: more was to come.
+                len_exact: !cut,
+                compressed: false,
+                fragments: m.fragments,
+                truncated: over || cut,
+            };
+            emit_message(Cow::Owned(m.buf), facts, cx, out);
             return;
         }
         let dcfg = match cx.deflate {
@@ -841,18 +840,18 @@ impl WsStream {
             .inflate(dcfg, &m.buf, complete, cx.cfg.max_inflated)
         {
             Ok(r) => {
-                let truncated = r.capped || !complete;
-                emit_message(
-                    m.kind,
-                    Cow::Owned(r.data),
-                    r.len,
-                    m.wire_len,
-                    true,
-                    m.fragments,
-                    truncated,
-                    cx,
-                    out,
-                );
+                let facts = MsgFacts {
+                    kind: m.kind,
+                    len: r.len,
+                    wire_len: m.wire_len,
+                    // Only part of it was inflated (cut on the wire, or
+                    // the bomb guard stopped counting).
+                    len_exact: complete && r.len_exact,
+                    compressed: true,
+                    fragments: m.fragments,
+                    truncated: r.capped || !complete,
+                };
+                emit_message(Cow::Owned(r.data), facts, cx, out);
             }
             Err(error) => {
                 cx.emit(
@@ -868,30 +867,36 @@ impl WsStream {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn emit_message(
+/// What a message event says besides its payload.
+struct MsgFacts {
     kind: MessageKind,
-    payload: Cow<'_, [u8]>,
     len: u64,
     wire_len: u64,
+    len_exact: bool,
     compressed: bool,
     fragments: u32,
     truncated: bool,
+}
+
+fn emit_message(
+    payload: Cow<'_, [u8]>,
+    f: MsgFacts,
     cx: &mut Cx<'_>,
     out: &mut dyn FnMut(Emit<'_>),
 ) {
-    let invalid_utf8 = kind == MessageKind::Text && !utf8_ok(&payload, truncated);
+    let invalid_utf8 = f.kind == MessageKind::Text && !utf8_ok(&payload, f.truncated);
     cx.emit(
         out,
         WsEvent::Message {
-            kind,
+            kind: f.kind,
             payload,
-            len,
-            wire_len,
-            compressed,
-            fragments,
+            len: f.len,
+            wire_len: f.wire_len,
+            len_exact: f.len_exact,
+            compressed: f.compressed,
+            fragments: f.fragments,
             invalid_utf8,
-            truncated,
+            truncated: f.truncated,
         },
     );
 }

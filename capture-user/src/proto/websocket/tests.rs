@@ -198,6 +198,7 @@ fn msg(r: &Rec) -> (MessageKind, Vec<u8>, u64, u64, bool, u32, bool, bool) {
             fragments,
             invalid_utf8,
             truncated,
+            ..
         }) => (
             *kind,
             payload.to_vec(),
@@ -1849,4 +1850,45 @@ fn message_cap_never_cuts_control_frames() {
     );
     assert_eq!(msg(&v[4]).1, b"long");
     assert!(msg(&v[4]).7, "the data message is truncated");
+}
+
+/// `len_exact` of a message event.
+fn len_exact(r: &Rec) -> bool {
+    matches!(&r.kind, EventKind::Ws(WsEvent::Message { len_exact, .. }) if *len_exact)
+}
+
+#[test]
+fn len_is_exact_unless_part_of_the_message_was_never_inflated() {
+    // Cut at --max-inflated but counted to the end: exact (50,000).
+    let cfg = ProtoConfig {
+        max_message: 1 << 20,
+        max_inflated: 1000,
+    };
+    let mut c = raw_compressor();
+    let big = vec![b'z'; 50_000];
+    let mut steps = after_handshake(Some(PMD), vec![]);
+    steps.push(Data(
+        R,
+        frame(true, 4, 1, None, &compress_msg(&mut c, &big)),
+    ));
+    let v = run_with(&cfg, true, &steps);
+    assert_eq!(msg(&v[2]).2, 50_000);
+    assert!(len_exact(&v[2]));
+    // Cut on the wire at --max-message before inflation: a lower bound.
+    let cfg = ProtoConfig {
+        max_message: 8,
+        max_inflated: 1 << 20,
+    };
+    let mut c = raw_compressor();
+    let noise = pseudo_random(4000, 3);
+    let mut steps = after_handshake(Some(PMD), vec![]);
+    steps.push(Data(
+        R,
+        frame(true, 4, 2, None, &compress_msg(&mut c, &noise)),
+    ));
+    let v = run_with(&cfg, true, &steps);
+    let m = msg(&v[2]);
+    assert!(m.7, "truncated");
+    assert!(!len_exact(&v[2]), "len {} is a lower bound", m.2);
+    assert!(m.2 < 4000);
 }
