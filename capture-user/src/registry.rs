@@ -64,6 +64,10 @@ pub struct DecodeStats {
     pub evictions: u64,
     /// Connections whose protocol could not be decoded (TLS without a key).
     pub undecoded: u64,
+    /// Bytes consumed undecoded, besides those reported by resyncs
+    /// (`resync_skipped_bytes`): no framing found, a protocol not decoded,
+    /// messages dropped after a gap, reserved frames.
+    pub skipped_bytes: u64,
 }
 
 impl DecodeStats {
@@ -85,6 +89,7 @@ impl DecodeStats {
             resync_skipped_bytes,
             evictions,
             undecoded,
+            skipped_bytes,
         } = other;
         self.flow.add(flow);
         self.messages += messages;
@@ -99,6 +104,7 @@ impl DecodeStats {
         self.resync_skipped_bytes += resync_skipped_bytes;
         self.evictions += evictions;
         self.undecoded += undecoded;
+        self.skipped_bytes += skipped_bytes;
     }
 }
 
@@ -217,6 +223,7 @@ fn stack_call(
     call(stack, r, &mut |e| match e {
         Emit::Event(side, kind) => out.event(info, side, *role, kind),
         Emit::Role(fact) => role.learn(fact),
+        Emit::Skipped(_, n) => out.stats.skipped_bytes += n,
     });
 }
 

@@ -118,6 +118,15 @@ pub fn print_decode_summary(d: &DecodeStats) {
         d.resyncs,
         d.evictions,
     );
+    let skipped = d.skipped_bytes + d.resync_skipped_bytes;
+    if skipped > 0 {
+        let _ = writeln!(
+            e,
+            "wstap: {skipped} bytes skipped undecoded ({} before resyncs; no framing, \
+             undecoded protocols, messages dropped after gaps)",
+            d.resync_skipped_bytes
+        );
+    }
     if f.bytes_after_end > 0 {
         let _ = writeln!(
             e,

@@ -54,6 +54,11 @@ impl Default for ProtoConfig {
 pub enum Emit<'a> {
     Event(Side, EventKind<'a>),
     Role(RoleFact),
+    /// This many bytes of `side` were consumed without being decoded (no
+    /// framing found, a protocol that is not decoded, a message dropped
+    /// after a gap): counted, so that every byte is decoded, skipped or
+    /// lost.
+    Skipped(Side, u64),
 }
 
 /// What a layer is told with every call.

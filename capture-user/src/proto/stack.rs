@@ -198,7 +198,8 @@ impl Stack {
     /// Hands `data` of `side` to the layer its route names.
     fn route(w: &mut Wiring<'_, '_>, http: &mut Http, side: Side, data: &[u8]) {
         match w.routes[side] {
-            Route::Detect(_) | Route::Ignore => {}
+            Route::Detect(_) => {}
+            Route::Ignore => w.emit(Emit::Skipped(side, data.len() as u64)),
             Route::Http => {
                 let cx = w.cx(side);
                 http.data(cx, side, data, &mut |o| w.up_from_http(o));
@@ -212,7 +213,13 @@ impl Stack {
     pub fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
         let (mut w, http, _) = self.wiring(role, out);
         match &mut w.routes[side] {
-            Route::Detect(b) => b.clear(),
+            Route::Detect(b) => {
+                let n = b.len() as u64;
+                b.clear();
+                if n > 0 {
+                    w.emit(Emit::Skipped(side, n));
+                }
+            }
             Route::Http => {
                 let cx = w.cx(side);
                 http.gap(cx, side, len, &mut |o| w.up_from_http(o));

@@ -115,6 +115,12 @@ impl Http {
         self.halves[side] = Half::heads(is_req, None);
     }
 
+    fn skipped(out: &mut dyn FnMut(HttpOut<'_>), side: Side, n: usize) {
+        if n > 0 {
+            out(HttpOut::Emit(Emit::Skipped(side, n as u64)));
+        }
+    }
+
     fn emit(out: &mut dyn FnMut(HttpOut<'_>), side: Side, kind: EventKind<'_>) {
         out(HttpOut::Emit(Emit::Event(side, kind)));
     }
@@ -128,7 +134,7 @@ impl Http {
     fn run(&mut self, cx: Cx, side: Side, mut data: &[u8], out: &mut dyn FnMut(HttpOut<'_>)) {
         while !data.is_empty() {
             match &mut self.halves[side] {
-                Half::Idle | Half::Done => return,
+                Half::Idle | Half::Done => return Self::skipped(out, side, data.len()),
                 Half::Forward => {
                     out(HttpOut::Data(side, data));
                     return;
@@ -195,6 +201,7 @@ impl Http {
                         continue;
                     }
                     if data.len() > MAX_EARLY.saturating_sub(early.len()) {
+                        Self::skipped(out, side, early.len() + data.len());
                         return self.violation(side, HttpError::EarlyDataOverflow(MAX_EARLY), out);
                     }
                     early.extend_from_slice(data);
@@ -377,6 +384,7 @@ impl Layer for Http {
                 }
             }
             Half::AwaitUpgrade { early, lost } => {
+                Self::skipped(out, side, early.len());
                 early.clear();
                 *lost = true;
             }
@@ -386,8 +394,12 @@ impl Layer for Http {
     }
 
     fn end(&mut self, _cx: Cx, side: Side, out: &mut dyn FnMut(HttpOut<'_>)) {
-        if let Half::Forward = mem::replace(&mut self.halves[side], Half::Done) {
-            out(HttpOut::End(side));
+        match mem::replace(&mut self.halves[side], Half::Done) {
+            Half::Forward => out(HttpOut::End(side)),
+            // Held for a reply that never came, or a head never finished.
+            Half::AwaitUpgrade { early, .. } => Self::skipped(out, side, early.len()),
+            Half::Heads { head, .. } => Self::skipped(out, side, head.buffered().len()),
+            Half::Idle | Half::Done => {}
         }
     }
 }

@@ -70,6 +70,13 @@ impl Cx<'_> {
         out(Emit::Event(self.side, EventKind::Violation(e.into())));
     }
 
+    /// `n` bytes of this side were consumed undecoded.
+    fn skipped(&self, out: &mut dyn FnMut(Emit<'_>), n: u64) {
+        if n > 0 {
+            out(Emit::Skipped(self.side, n));
+        }
+    }
+
     /// Is this side the client, as far as known?
     fn is_client(&self) -> Option<bool> {
         self.role.is_client(self.side)
@@ -265,7 +272,7 @@ impl WsStream {
     /// In-order bytes of this direction.
     pub fn feed(&mut self, data: &[u8], cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
         match &mut self.sync {
-            Sync::Dead => {}
+            Sync::Dead => cx.skipped(out, data.len() as u64),
             Sync::Synced => {
                 if self.decode(data, cx, out) {
                     self.try_hunt(false, cx, out);
@@ -309,7 +316,11 @@ impl WsStream {
                                 }
                                 self.inflater.reset();
                             }
-                            Target::Control => f.target = Target::Skip,
+                            Target::Control => {
+                                f.target = Target::Skip;
+                                cx.skipped(out, self.ctrl.len() as u64);
+                                self.ctrl.clear();
+                            }
                             Target::Skip => {}
                         }
                         if f.remaining == 0 {
@@ -318,7 +329,8 @@ impl WsStream {
                         return;
                     }
                 }
-                self.lose_sync(Vec::new(), 0, true);
+                let dropped = self.lose_sync(Vec::new(), 0, true);
+                cx.skipped(out, dropped);
             }
         }
     }
@@ -330,20 +342,25 @@ impl WsStream {
         }
         let ever_synced = self.ever_synced();
         match &mut self.sync {
-            Sync::Hunting { buf, skipped, .. } if !ever_synced => {
+            Sync::Hunting { buf, skipped, .. } => {
                 let n = *skipped + buf.len() as u64;
-                if n > 0 && !mem::replace(cx.not_ws_reported, true) {
+                if !ever_synced && n > 0 && !mem::replace(cx.not_ws_reported, true) {
                     cx.violation(out, FrameError::NoFraming(n));
                 }
+                cx.skipped(out, n);
             }
             Sync::Synced => {
+                // A header cut by the end, and a message that lost bytes.
+                cx.skipped(out, self.hdr_len as u64);
                 if let Some(m) = self.msg.take() {
-                    if !m.lost {
+                    if m.lost {
+                        cx.skipped(out, m.wire_len);
+                    } else {
                         self.finish_msg(m, true, cx, out);
                     }
                 }
             }
-            _ => {}
+            Sync::Dead => {}
         }
         self.sync = Sync::Dead;
         self.frame = None;
@@ -358,16 +375,22 @@ impl WsStream {
 
     /// Switches to hunting: `prefix` then later bytes are searched; `skipped`
     /// counts bytes already given up.
-    fn lose_sync(&mut self, buf: Vec<u8>, skipped: u64, fresh: bool) {
+    ///
+    /// Returns the bytes of a message (or control frame) in progress that
+    /// are dropped with the sync.
+    fn lose_sync(&mut self, buf: Vec<u8>, skipped: u64, fresh: bool) -> u64 {
         self.trust = Trust::Earning { good: 0 };
         self.hdr_len = 0;
         self.frame = None;
-        if self.msg.take().is_some() {
+        let mut dropped = self.ctrl.len() as u64;
+        if let Some(m) = self.msg.take() {
+            dropped += m.wire_len;
             self.inflater.reset();
         }
         self.ctrl.clear();
         self.skip_cont = true;
         self.sync = Sync::hunting(buf, skipped, fresh);
+        dropped
     }
 
     fn try_hunt(&mut self, at_end: bool, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
@@ -445,6 +468,7 @@ impl WsStream {
                     *scanned = buf.len();
                     if !ever_synced && *skipped > GIVE_UP_BYTES {
                         let n = *skipped;
+                        cx.skipped(out, n + buf.len() as u64);
                         self.sync = Sync::Dead;
                         if !mem::replace(cx.not_ws_reported, true) {
                             cx.violation(out, FrameError::NoFramingIgnored(n));
@@ -562,11 +586,15 @@ impl WsStream {
                 } else {
                     buf.extend_from_slice(&data[i + 1..]);
                 }
-                self.lose_sync(buf, 1, false);
+                let rest = buf.len() as u64;
+                let dropped = self.lose_sync(buf, 1, false);
+                cx.skipped(out, dropped);
                 if let Origin::Hunted { losses, .. } = &mut self.origin {
                     *losses += 1;
                     if *losses >= GIVE_UP_LOSSES {
                         let n = *losses;
+                        // The byte at the bad header and the rest.
+                        cx.skipped(out, 1 + rest);
                         self.sync = Sync::Dead;
                         cx.violation(out, FrameError::GaveUp(n));
                     }
@@ -611,7 +639,7 @@ impl WsStream {
                 reserve_capped(&mut self.ctrl, keep, CONTROL_MAX);
                 extend_unmasked(&mut self.ctrl, &chunk[..keep], f.h.mask, f.pos);
             }
-            Target::Skip => {}
+            Target::Skip => cx.skipped(out, n as u64),
         }
         f.pos += n as u64;
         f.remaining -= n as u64;
@@ -664,6 +692,7 @@ impl WsStream {
                     if !old.lost {
                         cx.violation(out, FrameError::MessageInterrupted);
                     }
+                    cx.skipped(out, old.wire_len);
                     if old.compressed {
                         self.inflater.reset();
                     }
@@ -761,6 +790,7 @@ impl WsStream {
             Target::Data if f.h.fin => {
                 if let Some(m) = self.msg.take() {
                     if m.lost {
+                        cx.skipped(out, m.wire_len);
                         if m.compressed {
                             self.inflater.reset();
                         }

@@ -48,12 +48,15 @@ fn record(e: ProtoEvent<'_>) -> Rec {
 struct Session {
     stack: Stack,
     role: Role,
+    /// Bytes the layers reported consumed undecoded.
+    skipped: u64,
 }
 
 impl Session {
     fn new(cfg: &ProtoConfig, known: bool) -> Self {
         Session {
             stack: Stack::new(cfg),
+            skipped: 0,
             role: if known {
                 Role::known(I)
             } else {
@@ -67,7 +70,7 @@ impl Session {
         out: &mut dyn FnMut(ProtoEvent<'_>),
         f: impl FnOnce(&mut Stack, Role, &mut dyn FnMut(Emit<'_>)),
     ) {
-        let role = &mut self.role;
+        let (role, skipped) = (&mut self.role, &mut self.skipped);
         let r = *role;
         f(&mut self.stack, r, &mut |e| match e {
             Emit::Event(side, kind) => out(ProtoEvent {
@@ -76,6 +79,7 @@ impl Session {
                 kind,
             }),
             Emit::Role(fact) => role.learn(fact),
+            Emit::Skipped(_, n) => *skipped += n,
         });
     }
 
@@ -1891,4 +1895,42 @@ fn len_is_exact_unless_part_of_the_message_was_never_inflated() {
     assert!(m.7, "truncated");
     assert!(!len_exact(&v[2]), "len {} is a lower bound", m.2);
     assert!(m.2 < 4000);
+}
+
+#[test]
+fn bytes_never_framed_after_a_hole_are_counted_as_skipped() {
+    // After a handshake and a gap, 1 MB that never frames again: hunted
+    // for ever (a handshake stream is never given up), and every byte of it
+    // is counted, as issue 7 demands (209 MB once vanished here).
+    let mut s = Session::new(&ProtoConfig::default(), true);
+    let mut resync_skipped = 0;
+    let mut out = |e: ProtoEvent<'_>| {
+        if let EventKind::Ws(WsEvent::Resync { skipped }) = e.kind {
+            resync_skipped += skipped;
+        }
+    };
+    for st in after_handshake(None, vec![]) {
+        if let Data(side, d) = st {
+            s.on_data(side, &d, &mut out);
+        }
+    }
+    s.on_gap(R, 1460, &mut out);
+    // 0xff bytes: FIN + reserved bits + reserved opcode, never a header.
+    let junk = vec![0xffu8; 1 << 20];
+    for chunk in junk.chunks(1448) {
+        s.on_data(R, chunk, &mut out);
+    }
+    s.on_end(R, &mut out);
+    assert_eq!(s.skipped + resync_skipped, 1 << 20);
+}
+
+#[test]
+fn ignored_and_undecoded_sides_count_their_bytes() {
+    let mut s = Session::new(&ProtoConfig::default(), true);
+    let mut out = |_e: ProtoEvent<'_>| {};
+    let mut tls = vec![0x16, 0x03, 0x01, 0x00, 0x05];
+    tls.extend([0u8; 995]);
+    s.on_data(I, &tls, &mut out);
+    s.on_data(I, &[7u8; 500], &mut out);
+    assert_eq!(s.skipped, 1500, "TLS side: every byte skipped");
 }
