@@ -76,6 +76,12 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub max_inflated: usize,
 
+    /// Bytes the decoder may hold in all (out-of-order data, partial
+    /// messages, inflate history, hunt and handshake buffers); past it the
+    /// connections holding most are evicted (`flow_evicted "memory budget"`).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub max_memory: usize,
+
     /// Write every captured packet to this pcapng file too.
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,

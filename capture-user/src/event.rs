@@ -131,6 +131,9 @@ pub enum EvictReason {
     /// A new connection (a SYN that does not fit this one) took its
     /// endpoints; the old one was never seen closing.
     Reused,
+    /// The decoder's memory budget (`--max-memory`) was reached and this
+    /// connection held the most.
+    MemoryBudget,
 }
 
 impl EvictReason {
@@ -140,6 +143,7 @@ impl EvictReason {
             EvictReason::IdleTimeout => "idle timeout",
             EvictReason::TableFull => "flow table full",
             EvictReason::Reused => "endpoints reused by a new connection",
+            EvictReason::MemoryBudget => "memory budget",
         }
     }
 }

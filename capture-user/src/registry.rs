@@ -35,10 +35,24 @@ use crate::side::{PerSide, Role, Side};
 use crate::source::{tcp_flags, Segment};
 
 /// Limits of the whole decoder.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DecodeConfig {
     pub flow: FlowConfig,
     pub proto: ProtoConfig,
+    /// Bytes all connections may hold together (out-of-order data, partial
+    /// messages, inflate history, hunt and handshake buffers); past it the
+    /// connections holding most are evicted until a tenth is free again.
+    pub max_memory: usize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            flow: FlowConfig::default(),
+            proto: ProtoConfig::default(),
+            max_memory: 1 << 30,
+        }
+    }
 }
 
 /// Counters for the exit summary, counted from the events emitted (the TCP
@@ -156,6 +170,8 @@ struct Conn {
     state: ConnState,
     /// In [`Decoder::fin_waits`].
     fin_wait_queued: bool,
+    /// Memory it held when last accounted (part of `Decoder::mem_total`).
+    mem: usize,
 }
 
 /// True when TCP reassembly holds a FIN behind a hole.
@@ -290,6 +306,15 @@ impl Conn {
     fn closed(&self) -> bool {
         matches!(self.state, ConnState::Closed)
     }
+
+    /// Memory the connection holds now.
+    fn mem_now(&self) -> usize {
+        match &self.state {
+            ConnState::Tcp { tcp, stack } => tcp.mem() + stack.mem(),
+            ConnState::Plain { stack, .. } => stack.mem(),
+            ConnState::Closed => 0,
+        }
+    }
 }
 
 /// Segments (or ordered plaintext) in, events out, for any number of
@@ -311,6 +336,8 @@ pub struct Decoder {
     /// Connections whose FIN waits behind a hole, oldest first, with the
     /// capture time at which waiting ends.
     fin_waits: VecDeque<(u64, ConnId, Key)>,
+    /// Memory all connections hold, as last accounted.
+    mem_total: usize,
 }
 
 /// How long (capture time) a FIN waits for the bytes before it before the
@@ -337,7 +364,69 @@ impl Decoder {
             last_sweep_ns: 0,
             last_ts_ns: 0,
             fin_waits: VecDeque::new(),
+            mem_total: 0,
         }
+    }
+
+    /// Memory all connections hold (what `max_memory` limits).
+    pub fn memory(&self) -> usize {
+        self.mem_total
+    }
+
+    /// Brings the memory of the connection at `key` up to date, and sheds
+    /// the largest holders when the total passed the budget.
+    fn account(&mut self, key: &Key, ts_ns: u64, sink: &mut dyn EventSink) {
+        if let Some(c) = self.conns.get_mut(key) {
+            let now = c.mem_now();
+            self.mem_total = self.mem_total - c.mem + now;
+            c.mem = now;
+        }
+        if self.mem_total > self.cfg.max_memory {
+            self.shed_memory(ts_ns, sink);
+        }
+    }
+
+    /// [`account`](Self::account) by connection id.
+    fn account_id(&mut self, conn: ConnId, ts_ns: u64, sink: &mut dyn EventSink) {
+        if let Some(key) = self.keys.get(&conn).copied() {
+            self.account(&key, ts_ns, sink);
+        }
+    }
+
+    /// Evicts the connections that hold most until a tenth of the budget is
+    /// free again; each eviction is an event and a counter.
+    fn shed_memory(&mut self, ts_ns: u64, sink: &mut dyn EventSink) {
+        let target = self.cfg.max_memory - self.cfg.max_memory / 10;
+        let mut by_size: Vec<(usize, ConnId, Key)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.mem > 0)
+            .map(|(k, c)| (c.mem, c.id, *k))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = Out {
+            ts_ns,
+            stats: &mut self.stats,
+            sink,
+        };
+        for (_, id, key) in by_size {
+            if self.mem_total <= target {
+                break;
+            }
+            if let Some(mut c) = self.conns.remove(&key) {
+                self.keys.remove(&id);
+                self.mem_total -= c.mem;
+                c.release(Release::Evicted(EvictReason::MemoryBudget), &mut out);
+            }
+        }
+    }
+
+    /// Takes a connection out of the table (its memory with it).
+    fn remove(&mut self, key: &Key) -> Option<Conn> {
+        let c = self.conns.remove(key)?;
+        self.keys.remove(&c.id);
+        self.mem_total -= c.mem;
+        Some(c)
     }
 
     /// Counters so far.
@@ -445,6 +534,7 @@ impl Decoder {
             }
             Outcome::Open => {}
         }
+        self.account(&key, seg.ts_ns, sink);
     }
 
     /// Ends the waits of FINs behind holes that are over.
@@ -474,6 +564,7 @@ impl Decoder {
             if let Outcome::Closed { reset } = outcome {
                 c.release(Release::Closed { reset }, &mut out);
             }
+            self.account(&key, ts_ns, sink);
         }
     }
 
@@ -504,6 +595,7 @@ impl Decoder {
         };
         c.release(Release::Evicted(EvictReason::Reused), &mut out);
         self.keys.remove(&c.id);
+        self.mem_total -= c.mem;
         e.remove();
     }
 
@@ -525,9 +617,7 @@ impl Decoder {
         if let Some(c) = self.conns.get(&key).filter(|c| !c.closed()) {
             return c.id;
         }
-        if let Some(old) = self.conns.remove(&key) {
-            self.keys.remove(&old.id);
-        }
+        self.remove(&key);
         let state = ConnState::Plain {
             next: PerSide::default(),
             ended: PerSide::default(),
@@ -541,6 +631,21 @@ impl Decoder {
     /// Bytes before what was already fed are counted as retransmitted and
     /// dropped; a jump ahead is a gap.
     pub fn push_plain(
+        &mut self,
+        conn: ConnId,
+        side: Side,
+        offset: u64,
+        bytes: &[u8],
+        ts_ns: u64,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), PlainError> {
+        let r = self.feed_plain(conn, side, offset, bytes, ts_ns, sink);
+        self.account_id(conn, ts_ns, sink);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn feed_plain(
         &mut self,
         conn: ConnId,
         side: Side,
@@ -609,6 +714,18 @@ impl Decoder {
         ts_ns: u64,
         sink: &mut dyn EventSink,
     ) -> Result<(), PlainError> {
+        let r = self.close_plain(conn, side, ts_ns, sink);
+        self.account_id(conn, ts_ns, sink);
+        r
+    }
+
+    fn close_plain(
+        &mut self,
+        conn: ConnId,
+        side: Side,
+        ts_ns: u64,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), PlainError> {
         let Decoder {
             conns, keys, stats, ..
         } = self;
@@ -637,6 +754,7 @@ impl Decoder {
     pub fn finish(&mut self, sink: &mut dyn EventSink) {
         let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
         self.keys.clear();
+        self.mem_total = 0;
         self.fin_waits.clear();
         conns.sort_by_key(|c| c.id);
         let mut out = Out {
@@ -678,6 +796,7 @@ impl Decoder {
                 last_ns: self.now_ns,
                 state,
                 fin_wait_queued: false,
+                mem: 0,
             },
         );
         id
@@ -713,6 +832,7 @@ impl Decoder {
         for (_, id, k) in idle {
             if let Some(mut c) = self.conns.remove(&k) {
                 self.keys.remove(&id);
+                self.mem_total -= c.mem;
                 c.release(Release::Evicted(EvictReason::IdleTimeout), &mut out);
             }
         }
@@ -745,6 +865,7 @@ impl Decoder {
         for (_, _, id, k) in order {
             if let Some(mut c) = self.conns.remove(&k) {
                 self.keys.remove(&id);
+                self.mem_total -= c.mem;
                 c.release(Release::Evicted(EvictReason::TableFull), &mut out);
             }
         }
@@ -787,6 +908,7 @@ fn count(stats: &mut DecodeStats, kind: &EventKind<'_>) {
                 EvictReason::IdleTimeout => stats.flow.evicted_idle += 1,
                 EvictReason::TableFull => stats.flow.evicted_full += 1,
                 EvictReason::Reused => stats.flow.evicted_reused += 1,
+                EvictReason::MemoryBudget => stats.flow.evicted_memory += 1,
             }
         }
         EventKind::Stack(StackEvent::Undecoded { .. }) => stats.undecoded += 1,
@@ -1179,5 +1301,58 @@ mod tests {
             .collect();
         assert_eq!(conn1, ["gap 2", "close reset=false"], "{evs:?}");
         assert_eq!(dec.stats().flow.closed, 1);
+    }
+
+    #[test]
+    fn memory_stays_under_the_budget_by_evicting_the_largest_holders() {
+        // 40 connections each hold 1 MiB of out-of-order data (a hole at
+        // the start), then 40 more each hold a 1 MiB partial message; the
+        // budget is 8 MiB.
+        let budget = 8 << 20;
+        let cfg = DecodeConfig {
+            max_memory: budget,
+            ..DecodeConfig::default()
+        };
+        let mut dec = Decoder::new(cfg);
+        let mut evicted = 0;
+        let mut sink = |e: &Event<'_>| {
+            if let EventKind::Tcp(TcpEvent::Evicted { reason }) = e.kind {
+                assert_eq!(reason.as_str(), "memory budget");
+                evicted += 1;
+            }
+        };
+        let chunk = vec![0x41u8; 64 << 10];
+        let mut frame_head = vec![0x82, 0x7f];
+        frame_head.extend((4u64 << 20).to_be_bytes()); // a 4 MiB binary frame
+        for i in 0..80u32 {
+            let client = format!("10.1.{}.{}:5000", i / 250, i % 250 + 1);
+            let t = u64::from(i) * 1000;
+            dec.push(&seg(&client, B, t, 0, SYN, b""), &mut sink);
+            dec.push(&seg(B, &client, t, 0, SYN | ACK, b""), &mut sink);
+            if i < 40 {
+                // Bytes 0..10 never come: everything after is held.
+                for k in 0..16u32 {
+                    let seq = 11 + k * chunk.len() as u32;
+                    dec.push(&seg(&client, B, t, seq, ACK, &chunk), &mut sink);
+                    assert!(dec.memory() <= budget, "{} > {budget}", dec.memory());
+                }
+            } else {
+                // After a handshake, a 4 MiB message of which 1 MiB came.
+                dec.push(&seg(&client, B, t, 1, ACK, REQ), &mut sink);
+                dec.push(&seg(B, &client, t, 1, ACK, RESP), &mut sink);
+                let at = 1 + RESP.len() as u32;
+                dec.push(&seg(B, &client, t, at, ACK, &frame_head), &mut sink);
+                for k in 0..16u32 {
+                    let seq = at + frame_head.len() as u32 + k * chunk.len() as u32;
+                    dec.push(&seg(B, &client, t, seq, ACK, &chunk), &mut sink);
+                    assert!(dec.memory() <= budget, "{} > {budget}", dec.memory());
+                }
+            }
+        }
+        let st = dec.stats();
+        assert!(st.flow.evicted_memory > 0);
+        assert_eq!(st.flow.evicted_memory, evicted);
+        // 80 MiB held in all, at most 8 MiB at a time.
+        assert!(evicted >= 70, "{evicted} evictions");
     }
 }

@@ -34,6 +34,7 @@ pub fn decode_config(cli: &Cli) -> DecodeConfig {
             max_message: cli.max_message,
             max_inflated: cli.max_inflated,
         },
+        max_memory: cli.max_memory,
         ..DecodeConfig::default()
     }
 }
@@ -151,4 +152,5 @@ pub fn open_flows(d: &DecodeStats) -> u64 {
         .saturating_sub(f.evicted_idle)
         .saturating_sub(f.evicted_full)
         .saturating_sub(f.evicted_reused)
+        .saturating_sub(f.evicted_memory)
 }

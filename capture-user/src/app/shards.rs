@@ -221,7 +221,10 @@ fn conn_hash(a: SocketAddr, b: SocketAddr) -> u64 {
 
 /// One decoder thread: decode every batch, write its events, flush.
 fn work(i: usize, cli: &Cli, rx: Receiver<Batch>, shared: &Shared) -> DecodeStats {
-    let mut dec = Decoder::new(common::decode_config(cli));
+    // The memory budget is the process's: each worker gets its share.
+    let mut cfg = common::decode_config(cli);
+    cfg.max_memory /= shared.stats.len().max(1);
+    let mut dec = Decoder::new(cfg);
     let mut sink = WorkerSink {
         out: common::output_on(cli, LockedStdout),
         shared,

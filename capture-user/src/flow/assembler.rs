@@ -122,6 +122,11 @@ impl Assembler {
         self.delivered == 0 && self.held.is_empty()
     }
 
+    /// Memory this direction holds (held bytes plus bookkeeping).
+    pub fn mem(&self) -> usize {
+        self.held_cost
+    }
+
     /// Bytes currently held out of order (for tests and diagnostics).
     pub fn held_bytes(&self) -> usize {
         self.held

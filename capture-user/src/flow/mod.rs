@@ -60,6 +60,8 @@ pub struct FlowStats {
     pub evicted_full: u64,
     /// Connections ended by a new connection on the same endpoints.
     pub evicted_reused: u64,
+    /// Connections evicted because the decoder's memory budget was reached.
+    pub evicted_memory: u64,
     /// Bytes after a FIN, on a RST, or on a closed connection, ignored.
     pub bytes_after_end: u64,
     /// Segments without payload for an unknown connection (not tracked).
@@ -87,6 +89,7 @@ impl FlowStats {
             evicted_idle,
             evicted_full,
             evicted_reused,
+            evicted_memory,
             bytes_after_end,
             untracked_segments,
             peak_held,
@@ -105,6 +108,7 @@ impl FlowStats {
         self.evicted_idle += evicted_idle;
         self.evicted_full += evicted_full;
         self.evicted_reused += evicted_reused;
+        self.evicted_memory += evicted_memory;
         self.bytes_after_end += bytes_after_end;
         self.untracked_segments += untracked_segments;
         self.peak_held = self.peak_held.max(*peak_held);

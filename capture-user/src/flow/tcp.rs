@@ -272,6 +272,11 @@ impl TcpConn {
         self.halves[side].syn_fits(isn)
     }
 
+    /// Memory both directions hold (counted against the decoder's budget).
+    pub fn mem(&self) -> usize {
+        self.halves.both().iter().map(|h| h.asm.mem()).sum()
+    }
+
     /// Bytes held out of order by `side` (tests, diagnostics).
     pub fn held_bytes(&self, side: Side) -> usize {
         self.halves[side].asm.held_bytes()

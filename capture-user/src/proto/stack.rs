@@ -147,6 +147,20 @@ impl Stack {
         (w, http, undecoded_reported)
     }
 
+    /// Memory the stack holds (counted against the decoder's budget).
+    pub fn mem(&self) -> usize {
+        let probes: usize = self
+            .routes
+            .both()
+            .iter()
+            .map(|r| match r {
+                Route::Detect(b) => b.capacity(),
+                _ => 0,
+            })
+            .sum();
+        std::mem::size_of::<Self>() + probes + self.http.mem() + self.ws.mem()
+    }
+
     /// In-order bytes of `side`, exactly once each, cut anywhere.
     pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
         let (mut w, http, undecoded_reported) = self.wiring(role, out);

@@ -28,6 +28,11 @@ impl HeadReader {
         &self.buf
     }
 
+    /// Bytes allocated for the head being read.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// True when nothing is buffered.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()

@@ -110,6 +110,22 @@ impl Default for Http {
 }
 
 impl Http {
+    /// Memory held: heads being read, client bytes awaiting the upgrade
+    /// reply, requests awaiting their responses.
+    pub fn mem(&self) -> usize {
+        let halves: usize = self
+            .halves
+            .both()
+            .iter()
+            .map(|h| match h {
+                Half::Heads { head, .. } => head.capacity(),
+                Half::AwaitUpgrade { early, .. } => early.capacity(),
+                _ => 0,
+            })
+            .sum();
+        halves + self.pending.len() * std::mem::size_of::<Pending>()
+    }
+
     /// `side` starts with an HTTP head: requests when `is_req`.
     pub fn begin(&mut self, side: Side, is_req: bool) {
         self.halves[side] = Half::heads(is_req, None);

@@ -75,6 +75,11 @@ impl Inflater {
         self.live = false;
     }
 
+    /// Memory held between messages.
+    pub fn mem(&self) -> usize {
+        self.history.capacity()
+    }
+
     /// True while a context is kept between messages.
     pub fn has_context(&self) -> bool {
         self.live

@@ -68,6 +68,16 @@ impl WebSocket {
         self.streams[side] = None;
     }
 
+    /// Memory both sides' streams hold.
+    pub fn mem(&self) -> usize {
+        self.streams
+            .both()
+            .iter()
+            .flat_map(|s| s.as_ref())
+            .map(|s| s.mem())
+            .sum()
+    }
+
     /// How `side`'s messages are compressed.
     fn deflate_mode(&self, role: Role, side: Side) -> DeflateMode {
         if !self.handshake {

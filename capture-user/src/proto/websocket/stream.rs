@@ -368,6 +368,20 @@ impl WsStream {
         self.ctrl = Vec::new();
     }
 
+    /// Memory this direction holds: the stream itself, a message or control
+    /// frame in progress, the hunt buffer and the inflate history.
+    pub fn mem(&self) -> usize {
+        let hunt = match &self.sync {
+            Sync::Hunting { buf, .. } => buf.capacity(),
+            _ => 0,
+        };
+        std::mem::size_of::<Self>()
+            + self.msg.as_ref().map_or(0, |m| m.buf.capacity())
+            + self.ctrl.capacity()
+            + hunt
+            + self.inflater.mem()
+    }
+
     /// Masking seen on this direction, once frames were decoded.
     pub fn masked(&self) -> Option<bool> {
         self.masking.seen
