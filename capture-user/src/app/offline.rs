@@ -16,7 +16,7 @@ use crate::decode::{DecodeStats, Decoder};
 use crate::filter::Filter;
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
-use crate::source::pcap::{FileSource, SourceStats};
+use crate::source::pcap::{FileSource, SourceStats, MAX_INTERFACES};
 
 /// Reads `path` and prints what the command line asks for. With `-w`, the
 /// TCP segments that pass the filter are also written to a pcapng file,
@@ -103,6 +103,13 @@ fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: boo
             e,
             "wstap: {} packets on interfaces with unsupported link types",
             src.unsupported_link
+        );
+    }
+    if src.iface_over_cap > 0 {
+        let _ = writeln!(
+            e,
+            "wstap: {} packets on pcapng interfaces past the first {MAX_INTERFACES} of their section (not decoded)",
+            src.iface_over_cap
         );
     }
     if segments_only {

@@ -22,8 +22,6 @@ use std::path::Path;
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
 use super::Segment;
@@ -62,6 +60,9 @@ pub struct SourceStats {
     pub truncated: u64,
     /// pcapng packets on an interface with a link type wstap does not read.
     pub unsupported_link: u64,
+    /// pcapng packets on an interface declared past the first
+    /// [`MAX_INTERFACES`] of its section (not decoded).
+    pub iface_over_cap: u64,
     /// The file ended in the middle of a record.
     pub file_truncated: bool,
 }
@@ -326,12 +327,47 @@ enum Inner<R: Read> {
         reader: PcapReader<R>,
         link: LinkType,
     },
-    /// Per interface: link type (or the unsupported code) and nanoseconds per
-    /// timestamp unit.
     Ng {
-        reader: PcapNgReader<R>,
-        ifaces: Vec<(Result<LinkType, u32>, TsUnit)>,
+        blocks: NgBlocks<R>,
+        ifaces: Ifaces,
     },
+}
+
+/// Most interfaces of one pcapng section wstap keeps (link type and
+/// timestamp unit each, 16 bytes). Interface Description Blocks past it are
+/// read and counted but not kept; packets on those interfaces are counted in
+/// [`SourceStats::iface_over_cap`] and not decoded.
+pub const MAX_INTERFACES: usize = 1 << 16;
+
+/// The interfaces of the current pcapng section, in declaration order (the
+/// index is the interface id of the packets).
+#[derive(Default)]
+struct Ifaces {
+    /// Link type (or the unsupported code) and timestamp unit, at most
+    /// [`MAX_INTERFACES`].
+    kept: Vec<(Result<LinkType, u32>, TsUnit)>,
+    /// Interface Description Blocks seen in this section, kept or not.
+    declared: u64,
+}
+
+impl Ifaces {
+    fn add(&mut self, link_code: u32, unit: TsUnit) {
+        self.declared += 1;
+        if self.kept.len() < MAX_INTERFACES {
+            self.kept
+                .push((LinkType::from_code(link_code).map_err(|_| link_code), unit));
+        } else if self.declared == MAX_INTERFACES as u64 + 1 {
+            log::warn!(
+                "more than {MAX_INTERFACES} interfaces in one pcapng section; \
+                 packets on the others are counted, not decoded"
+            );
+        }
+    }
+
+    fn clear(&mut self) {
+        self.kept.clear();
+        self.declared = 0;
+    }
 }
 
 /// Timestamp resolution of a pcapng interface (`if_tsresol`).
@@ -365,6 +401,224 @@ impl TsUnit {
             TsUnit::MulNs(m) => raw.saturating_mul(m),
             TsUnit::Div(d) => raw / d.max(1),
         }
+    }
+}
+
+/// pcapng block types wstap reads; every other block is skipped whole.
+const SECTION_HEADER_BLOCK: u32 = 0x0a0d_0d0a;
+const INTERFACE_DESCRIPTION_BLOCK: u32 = 1;
+const SIMPLE_PACKET_BLOCK: u32 = 3;
+const ENHANCED_PACKET_BLOCK: u32 = 6;
+
+/// Largest pcapng block read (a packet block holds one packet; snap lengths
+/// are at most 256 KiB in practice). A longer block is a corrupt file.
+const MAX_BLOCK: usize = 16 << 20;
+
+/// What the read buffer starts with (it grows up to [`MAX_BLOCK`] for a
+/// block that does not fit).
+const NG_BUFFER: usize = 1 << 20;
+
+/// pcapng blocks straight out of a read buffer: the framing (type, length,
+/// trailer) is checked as pcap-file checks it, then the four block types
+/// wstap needs are sliced by hand, in place. pcap-file's own reader keeps a
+/// copy of every Interface Description Block for as long as the section
+/// lasts, which wstap cannot bound; here the caller keeps what it needs of
+/// each one ([`Ifaces`]), in constant time per block.
+struct NgBlocks<R: Read> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[pos..len]`.
+    pos: usize,
+    len: usize,
+    /// Byte order of the current section.
+    big_endian: bool,
+}
+
+fn bad(what: &'static str) -> PcapError {
+    PcapError::InvalidField(what)
+}
+
+/// The end of the file inside a block, as pcap-file reports it.
+fn cut() -> PcapError {
+    PcapError::IoError(std::io::ErrorKind::UnexpectedEof.into())
+}
+
+impl<R: Read> NgBlocks<R> {
+    /// Reads the first Section Header Block.
+    fn new(reader: R) -> Result<Self, PcapError> {
+        let mut b = NgBlocks {
+            reader,
+            buf: vec![0; NG_BUFFER],
+            pos: 0,
+            len: 0,
+            big_endian: false,
+        };
+        match b.next_block()? {
+            Some((SECTION_HEADER_BLOCK, body)) => b.section_header(body)?,
+            Some(_) => return Err(bad("PcapNg: SectionHeader invalid or missing")),
+            None => return Err(cut()),
+        }
+        Ok(b)
+    }
+
+    /// Makes `n` unread bytes available; false at the end of the file.
+    fn fill_to(&mut self, n: usize) -> Result<bool, PcapError> {
+        while self.len - self.pos < n {
+            if self.buf.len() - self.pos < n {
+                self.buf.copy_within(self.pos..self.len, 0);
+                self.len -= self.pos;
+                self.pos = 0;
+                if self.buf.len() < n {
+                    self.buf.resize(n.next_power_of_two().min(MAX_BLOCK), 0);
+                }
+            }
+            match self.reader.read(&mut self.buf[self.len..]) {
+                Ok(0) => return Ok(false),
+                Ok(got) => self.len += got,
+                Err(e) => return Err(PcapError::IoError(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
+        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if self.big_endian {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    }
+
+    fn u16_at(&self, b: &[u8], at: usize) -> u16 {
+        let w = [b[at], b[at + 1]];
+        if self.big_endian {
+            u16::from_be_bytes(w)
+        } else {
+            u16::from_le_bytes(w)
+        }
+    }
+
+    /// The next block: its type and the range of its body in the buffer
+    /// (valid until the next call); `None` at a clean end of file.
+    fn next_block(&mut self) -> Result<Option<(u32, std::ops::Range<usize>)>, PcapError> {
+        if self.pos == self.len && !self.fill_to(1)? {
+            return Ok(None);
+        }
+        if !self.fill_to(12)? {
+            return Err(cut());
+        }
+        let head = &self.buf[self.pos..self.pos + 12];
+        let kind = self.u32_at(head, 0);
+        let len = if kind == SECTION_HEADER_BLOCK {
+            // The byte order is the new section's, told by its magic.
+            let be = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+            match u32::from_be_bytes([head[8], head[9], head[10], head[11]]) {
+                0x1a2b_3c4d => be,
+                0x4d3c_2b1a => be.swap_bytes(),
+                _ => return Err(bad("SectionHeaderBlock: invalid magic number")),
+            }
+        } else {
+            self.u32_at(head, 4)
+        };
+        if len % 4 != 0 {
+            return Err(bad("Block: (initial_len % 4) != 0"));
+        }
+        if len < 12 {
+            return Err(bad("Block: initial_len < 12"));
+        }
+        let len = len as usize;
+        if len > MAX_BLOCK {
+            return Err(bad("Block: longer than the 16 MiB wstap reads"));
+        }
+        if !self.fill_to(len)? {
+            return Err(cut());
+        }
+        let start = self.pos;
+        let trailer = if kind == SECTION_HEADER_BLOCK {
+            let t = &self.buf[start + len - 4..start + len];
+            let magic = &self.buf[start + 8..start + 12];
+            let w = [t[0], t[1], t[2], t[3]];
+            if magic == [0x1a, 0x2b, 0x3c, 0x4d] {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        } else {
+            self.u32_at(&self.buf, start + len - 4)
+        };
+        if trailer as usize != len {
+            return Err(bad("Block: initial_length != trailer_length"));
+        }
+        self.pos += len;
+        Ok(Some((kind, start + 8..start + len - 4)))
+    }
+
+    /// A Section Header Block: sets the byte order of what follows.
+    fn section_header(&mut self, body: std::ops::Range<usize>) -> Result<(), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 16 {
+            return Err(bad("SectionHeaderBlock: block length < 16"));
+        }
+        self.big_endian = b[..4] == [0x1a, 0x2b, 0x3c, 0x4d];
+        Ok(())
+    }
+
+    /// An Interface Description Block: link type code and timestamp unit
+    /// (`if_tsresol`, microseconds when absent). Options are walked only as
+    /// far as they are well formed.
+    fn idb(&self, body: std::ops::Range<usize>) -> Result<(u32, TsUnit), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 8 {
+            return Err(bad("InterfaceDescriptionBlock: block length < 8"));
+        }
+        let link = u32::from(self.u16_at(b, 0));
+        let mut unit = TsUnit::MulNs(1000);
+        let mut at = 8;
+        while at + 4 <= b.len() {
+            let code = self.u16_at(b, at);
+            let olen = usize::from(self.u16_at(b, at + 2));
+            if code == 0 || at + 4 + olen > b.len() {
+                break;
+            }
+            if code == 9 && olen == 1 {
+                unit = TsUnit::from_tsresol(b[at + 4]);
+            }
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        Ok((link, unit))
+    }
+
+    /// An Enhanced Packet Block: interface id, raw timestamp, original
+    /// length and the captured bytes (options are not read).
+    fn epb(&self, body: std::ops::Range<usize>) -> Result<(u32, u64, u32, &[u8]), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 20 {
+            return Err(bad("EnhancedPacketBlock: block length length < 20"));
+        }
+        let iface = self.u32_at(b, 0);
+        let ts = u64::from(self.u32_at(b, 4)) << 32 | u64::from(self.u32_at(b, 8));
+        let caplen = self.u32_at(b, 12) as usize;
+        let orig_len = self.u32_at(b, 16);
+        let data = b
+            .get(20..)
+            .and_then(|d| d.get(..caplen))
+            .filter(|_| caplen.div_ceil(4) * 4 <= b.len() - 20)
+            .ok_or_else(|| bad("EnhancedPacketBlock: captured_len + padding > block length"))?;
+        Ok((iface, ts, orig_len, data))
+    }
+
+    /// A Simple Packet Block (interface 0): original length and the
+    /// captured bytes (the padding cut off).
+    fn spb(&self, body: std::ops::Range<usize>) -> Result<(u32, &[u8]), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 4 {
+            return Err(bad("SimplePacketBlock: block length < 4"));
+        }
+        let orig_len = self.u32_at(b, 0);
+        let data = &b[4..];
+        let n = data.len().min(orig_len as usize);
+        Ok((orig_len, &data[..n]))
     }
 }
 
@@ -409,17 +663,10 @@ impl<R: Read> PcapSource<PcapChain<R>> {
                 let link = LinkType::from_code(u32::from(reader.header().datalink))?;
                 Inner::Pcap { reader, link }
             }
-            0x0a0d0d0a => {
-                let reader = PcapNgReader::new(chained).map_err(corrupt)?;
-                let mut s = Inner::Ng {
-                    reader,
-                    ifaces: Vec::new(),
-                };
-                if let Inner::Ng { reader, ifaces } = &mut s {
-                    refresh_ifaces(reader, ifaces);
-                }
-                s
-            }
+            0x0a0d0d0a => Inner::Ng {
+                blocks: NgBlocks::new(chained).map_err(corrupt)?,
+                ifaces: Ifaces::default(),
+            },
             other => return Err(SourceError::NotPcap(other)),
         };
         Ok(PcapSource {
@@ -432,28 +679,6 @@ impl<R: Read> PcapSource<PcapChain<R>> {
 /// The reader type behind [`PcapSource::from_reader`] (the magic number is
 /// read first, then put back in front).
 pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, R>;
-
-fn refresh_ifaces<R: Read>(
-    reader: &PcapNgReader<R>,
-    ifaces: &mut Vec<(Result<LinkType, u32>, TsUnit)>,
-) {
-    let list = reader.interfaces();
-    if list.len() == ifaces.len() {
-        return;
-    }
-    ifaces.clear();
-    for idb in list {
-        let code = u32::from(idb.linktype);
-        let link = LinkType::from_code(code).map_err(|_| code);
-        let mut unit = TsUnit::MulNs(1000);
-        for opt in &idb.options {
-            if let InterfaceDescriptionOption::IfTsResol(r) = opt {
-                unit = TsUnit::from_tsresol(*r);
-            }
-        }
-        ifaces.push((link, unit));
-    }
-}
 
 impl<R: Read> PcapSource<R> {
     pub fn stats(&self) -> &SourceStats {
@@ -497,30 +722,45 @@ impl<R: Read> PcapSource<R> {
                     }
                 }
             }
-            Inner::Ng { reader, ifaces } => loop {
-                let block = match reader.next_block() {
-                    None => break,
-                    Some(Ok(b)) => b,
-                    Some(Err(e)) => return end_of_file(stats, e),
+            Inner::Ng { blocks, ifaces } => loop {
+                let (kind, body) = match blocks.next_block() {
+                    Ok(None) => break,
+                    Ok(Some(b)) => b,
+                    Err(e) => return end_of_file(stats, e),
                 };
-                let (iface, raw_ts, orig_len, data) = match &block {
-                    Block::EnhancedPacket(p) => (
-                        p.interface_id as usize,
-                        u64::try_from(p.timestamp.as_nanos()).unwrap_or(u64::MAX),
-                        p.original_len,
-                        &p.data,
-                    ),
-                    Block::SimplePacket(p) => (0, 0, p.original_len, &p.data),
-                    Block::InterfaceDescription(_) | Block::SectionHeader(_) => {
-                        drop(block);
-                        refresh_ifaces(reader, ifaces);
+                let (iface, raw_ts, orig_len, data) = match kind {
+                    ENHANCED_PACKET_BLOCK => match blocks.epb(body) {
+                        Ok(p) => p,
+                        Err(e) => return end_of_file(stats, e),
+                    },
+                    SIMPLE_PACKET_BLOCK => match blocks.spb(body) {
+                        Ok((orig_len, data)) => (0, 0, orig_len, data),
+                        Err(e) => return end_of_file(stats, e),
+                    },
+                    INTERFACE_DESCRIPTION_BLOCK => match blocks.idb(body) {
+                        Ok((link, unit)) => {
+                            ifaces.add(link, unit);
+                            continue;
+                        }
+                        Err(e) => return end_of_file(stats, e),
+                    },
+                    SECTION_HEADER_BLOCK => {
+                        // A new section: its own byte order and interfaces.
+                        if let Err(e) = blocks.section_header(body) {
+                            return end_of_file(stats, e);
+                        }
+                        ifaces.clear();
                         continue;
                     }
                     _ => continue,
                 };
-                let Some(&(link, unit)) = ifaces.get(iface) else {
+                let Some(&(link, unit)) = ifaces.kept.get(iface as usize) else {
                     stats.packets += 1;
-                    count_malformed(stats, "packet on an undeclared interface");
+                    if u64::from(iface) < ifaces.declared {
+                        stats.iface_over_cap += 1;
+                    } else {
+                        count_malformed(stats, "packet on an undeclared interface");
+                    }
                     continue;
                 };
                 let Ok(link) = link else {
@@ -530,7 +770,7 @@ impl<R: Read> PcapSource<R> {
                 };
                 let trunc = (orig_len as usize) > data.len();
                 let ts = unit.to_ns(raw_ts);
-                if handle(stats, link, iface as u32, ts, data, trunc, &mut f).is_break() {
+                if handle(stats, link, iface, ts, data, trunc, &mut f).is_break() {
                     break;
                 }
             },
