@@ -275,3 +275,40 @@ fn write_pcapng_from_a_capture_decodes_identically_in_wstap_and_tshark() {
     }
     let _ = std::fs::remove_file(&out);
 }
+
+/// The first line of the summary on stderr.
+fn source_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.contains(" packets, "))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"))
+}
+
+/// IP fragments have their own counter; without any the line reads exactly
+/// as it always did.
+#[test]
+fn ip_fragments_are_counted_apart_from_non_tcp() {
+    let c = ([10, 0, 0, 1], 40000);
+    let s = ([10, 0, 0, 2], 8080);
+    let whole = packet(c, s, 1, ACK, b"x");
+    let mut frag = packet(c, s, 2, ACK, b"fragment");
+    frag[20] = 0x20; // IPv4 more-fragments bit
+    let mut udp = packet(c, s, 3, 0, b"");
+    udp[23] = 17; // protocol UDP
+    let f = write_capture("frag.pcap", &[whole.clone(), frag, udp.clone()]);
+    let r = common::wstap_json(&f, &["--segments"]);
+    assert_eq!(
+        source_line(&r.stderr),
+        "wstap: 3 packets, 1 TCP segments (0 filtered out), 1 non-TCP skipped, \
+         1 IP fragments skipped (not reassembled), 0 malformed, 0 truncated by snaplen"
+    );
+    let f2 = write_capture("nofrag.pcap", &[whole, udp]);
+    let r = common::wstap_json(&f2, &["--segments"]);
+    assert_eq!(
+        source_line(&r.stderr),
+        "wstap: 2 packets, 1 TCP segments (0 filtered out), 1 non-TCP skipped, \
+         0 malformed, 0 truncated by snaplen"
+    );
+    let _ = std::fs::remove_file(&f);
+    let _ = std::fs::remove_file(&f2);
+}

@@ -89,11 +89,17 @@ fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: boo
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
-        "wstap: {} packets, {} TCP segments ({} filtered out), {} non-TCP skipped, {} malformed, {} truncated by snaplen{}",
+        "wstap: {} packets, {} TCP segments ({} filtered out), {} non-TCP skipped{}, {} malformed, {} truncated by snaplen{}",
         src.packets,
         src.segments,
         filtered,
         src.non_tcp,
+        // Only when there are any, so that the line of a capture without
+        // fragments reads as it always did.
+        match src.fragments {
+            0 => String::new(),
+            n => format!(", {n} IP fragments skipped (not reassembled)"),
+        },
         src.malformed,
         src.truncated,
         if src.file_truncated { ", file cut mid-packet" } else { "" },

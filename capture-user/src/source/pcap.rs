@@ -12,7 +12,8 @@
 //! Never panics on malformed input: a packet that does not parse is counted
 //! (and the first few logged); a packet cut by the snap length is decoded as
 //! far as it was captured and counted as truncated (the flow table turns the
-//! missing bytes into a gap); non-TCP packets are skipped and counted.
+//! missing bytes into a gap); non-TCP packets and IP fragments are skipped
+//! and counted, each on its own.
 
 use std::fs::File;
 use std::io::{Cursor, Read};
@@ -52,8 +53,12 @@ pub struct SourceStats {
     pub packets: u64,
     /// TCP segments handed on.
     pub segments: u64,
-    /// Packets that are not TCP (UDP, ARP, ICMP, IP fragments after the first, ...).
+    /// Packets that are not TCP (UDP, ARP, ICMP, ...).
     pub non_tcp: u64,
+    /// IPv4 or IPv6 fragments (of any protocol, the first fragment
+    /// included): wstap does not reassemble IP fragments, so they are
+    /// skipped.
+    pub fragments: u64,
     /// Packets whose headers did not parse.
     pub malformed: u64,
     /// Packets captured shorter than they were on the wire.
@@ -101,6 +106,8 @@ pub enum Parsed<'a> {
     /// IP header's length says more than was captured).
     Tcp(Segment<'a>, u32),
     NotTcp,
+    /// An IP fragment (not reassembled).
+    Fragment,
     Malformed(&'static str),
 }
 
@@ -269,7 +276,7 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
         }
     };
     if fragmented {
-        return Parsed::NotTcp;
+        return Parsed::Fragment;
     }
     match p.transport {
         Some(TransportSlice::Tcp(tcp)) => {
@@ -799,6 +806,10 @@ fn handle(
         }
         Parsed::NotTcp => {
             stats.non_tcp += 1;
+            ControlFlow::Continue(())
+        }
+        Parsed::Fragment => {
+            stats.fragments += 1;
             ControlFlow::Continue(())
         }
         Parsed::Malformed(why) => {

@@ -195,6 +195,68 @@ fn non_tcp_malformed_and_truncated_are_counted() {
     assert_eq!(segs[0].4, b"012345", "payload as captured");
 }
 
+/// IP fragments are counted as fragments, not as non-TCP packets: the
+/// first fragment of a TCP segment (more-fragments bit), a later one
+/// (offset set), a UDP fragment and an IPv6 fragment header.
+#[test]
+fn ip_fragments_are_counted_apart_from_non_tcp() {
+    let first = {
+        let mut ip = ipv4_tcp(b"first half");
+        ip[6] = 0x20; // more fragments, offset 0
+        eth(&ip, 0x0800)
+    };
+    let later = {
+        let mut ip = ipv4_tcp(b"second half");
+        ip[6] = 0x00;
+        ip[7] = 0x03; // offset 24 bytes
+        eth(&ip, 0x0800)
+    };
+    let udp_frag = {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(53, 53)
+            .write(&mut v, b"dns")
+            .unwrap();
+        v[6] = 0x20;
+        eth(&v, 0x0800)
+    };
+    let v6_frag = {
+        // IPv6 header with next header 44 (fragment), then the 8-byte
+        // fragment header (next header TCP, offset 1) and some bytes.
+        let mut v = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        v.extend([0xfd; 16]);
+        v.extend([0xfe; 16]);
+        v.extend([6, 0, 0, 8, 0, 0, 0, 1]);
+        v.extend([0u8; 8]);
+        eth(&v, 0x86dd)
+    };
+    let udp = {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(53, 53)
+            .write(&mut v, b"dns")
+            .unwrap();
+        eth(&v, 0x0800)
+    };
+    let whole = eth(&ipv4_tcp(b"whole"), 0x0800);
+    let file = pcap_file(
+        DataLink::ETHERNET,
+        &[first, later, udp_frag, v6_frag, udp, whole]
+            .map(|p| {
+                let n = p.len() as u32;
+                (p, n)
+            })
+            .to_vec(),
+    );
+    let (segs, st) = read_all(file);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].4, b"whole");
+    assert_eq!(
+        (st.packets, st.fragments, st.non_tcp, st.malformed),
+        (6, 4, 1, 0)
+    );
+}
+
 #[test]
 fn cut_payload_length_is_reported() {
     let full = eth(&ipv4_tcp(b"0123456789"), 0x0800);
