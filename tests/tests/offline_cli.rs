@@ -312,3 +312,98 @@ fn ip_fragments_are_counted_apart_from_non_tcp() {
     let _ = std::fs::remove_file(&f);
     let _ = std::fs::remove_file(&f2);
 }
+
+/// A little-endian pcapng file: one Ethernet interface, one Enhanced Packet
+/// Block per packet (microsecond timestamps).
+fn pcapng(packets: &[Vec<u8>]) -> Vec<u8> {
+    fn block(out: &mut Vec<u8>, kind: u32, mut body: Vec<u8>) {
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (body.len() + 12) as u32;
+        out.extend(kind.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend(body);
+        out.extend(len.to_le_bytes());
+    }
+    let mut f = Vec::new();
+    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+    shb.extend([1, 0, 0, 0]);
+    shb.extend([0xff; 8]);
+    block(&mut f, 0x0a0d0d0a, shb);
+    block(&mut f, 1, vec![1, 0, 0, 0, 0, 0, 4, 0]);
+    for (i, p) in packets.iter().enumerate() {
+        let ts = 1_700_000_000_000_000u64 + i as u64;
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend(((ts >> 32) as u32).to_le_bytes());
+        b.extend((ts as u32).to_le_bytes());
+        b.extend((p.len() as u32).to_le_bytes());
+        b.extend((p.len() as u32).to_le_bytes());
+        b.extend_from_slice(p);
+        block(&mut f, 6, b);
+    }
+    f
+}
+
+/// A corrupt block after some good ones: what was read is decoded and
+/// summarised, then the error is printed once (issue 7: "Error reading
+/// bytes: Error reading bytes"), and the exit status stays 1. A file that
+/// ends inside its header says so.
+#[test]
+fn corrupt_pcapng_prints_the_summary_then_the_error_once() {
+    let pk = conversation(40000, 8080, 3, 10);
+    let mut bytes = pcapng(&pk);
+    bytes.extend(6u32.to_le_bytes());
+    bytes.extend(13u32.to_le_bytes()); // not a multiple of 4
+    bytes.extend([0u8; 8]);
+    let f = write_capture("corrupt.pcapng", &[]);
+    std::fs::write(&f, bytes).unwrap();
+    let o = Command::new(tests::wstap_bin())
+        .arg("-r")
+        .arg(&f)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out.lines().filter(|l| l.contains("\"ws_message\"")).count(),
+        3,
+        "{out}"
+    );
+    let err = String::from_utf8(o.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "wstap: {} packets, {} TCP segments (0 filtered out), 0 non-TCP skipped, \
+             0 malformed, 0 truncated by snaplen",
+            pk.len(),
+            pk.len()
+        )
+    );
+    assert!(lines[1].contains(" 3 messages "), "{err}");
+    assert_eq!(
+        lines[3],
+        format!(
+            "wstap: error: reading {}: corrupt capture file after {} packets: \
+             Invalid field value: Block: (initial_len % 4) != 0",
+            f.display(),
+            pk.len()
+        )
+    );
+
+    // Cut inside the section header: the file is not a capture yet.
+    std::fs::write(&f, &pcapng(&[])[..10]).unwrap();
+    let o = wstap(&f, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(o.stderr).unwrap(),
+        format!(
+            "wstap: error: cannot read {}: the file ends inside its pcapng header\n",
+            f.display()
+        )
+    );
+    let _ = std::fs::remove_file(&f);
+}

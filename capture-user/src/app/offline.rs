@@ -77,10 +77,12 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             return Err(e).context("writing the output");
         }
     }
-    read.with_context(|| format!("reading {}", path.display()))?;
+    // The summary of what was read comes first, also when reading ended
+    // with an error (printed after it by the caller, exit status 1).
     if !stopped_early {
         summary(source.stats(), filtered, &decoder.stats(), cli.segments);
     }
+    read.with_context(|| format!("reading {}", path.display()))?;
     Ok(())
 }
 

@@ -36,9 +36,13 @@ pub enum SourceError {
     NotPcap(u32),
     #[error("unsupported link type {0}: wstap reads Ethernet (1), Linux SLL (113), SLL2 (276), raw IP (101, 12, 14, 228, 229) and null/loopback (0, 108)")]
     UnsupportedLinkType(u32),
+    #[error("the file ends inside its {0} header")]
+    HeaderCut(&'static str),
     #[error("reading the capture")]
     Io(#[from] std::io::Error),
-    #[error("corrupt capture file after {packets} packets: {source}")]
+    // The cause is the error's source, not part of its text: printed as a
+    // chain (`{:#}`), it would otherwise appear twice.
+    #[error("corrupt capture file after {packets} packets")]
     Corrupt {
         packets: u64,
         #[source]
@@ -663,15 +667,23 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         }
         let m = u32::from_be_bytes(magic);
         let chained = Cursor::new(magic).chain(r);
-        let corrupt = |source| SourceError::Corrupt { packets: 0, source };
+        let corrupt = |format| {
+            move |e| match e {
+                PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    SourceError::HeaderCut(format)
+                }
+                PcapError::IoError(io) => SourceError::Io(io),
+                source => SourceError::Corrupt { packets: 0, source },
+            }
+        };
         let inner = match m {
             0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 => {
-                let reader = PcapReader::new(chained).map_err(corrupt)?;
+                let reader = PcapReader::new(chained).map_err(corrupt("pcap"))?;
                 let link = LinkType::from_code(u32::from(reader.header().datalink))?;
                 Inner::Pcap { reader, link }
             }
             0x0a0d0d0a => Inner::Ng {
-                blocks: NgBlocks::new(chained).map_err(corrupt)?,
+                blocks: NgBlocks::new(chained).map_err(corrupt("pcapng"))?,
                 ifaces: Ifaces::default(),
             },
             other => return Err(SourceError::NotPcap(other)),
