@@ -407,3 +407,52 @@ fn corrupt_pcapng_prints_the_summary_then_the_error_once() {
     );
     let _ = std::fs::remove_file(&f);
 }
+
+/// `-w` onto the `-r` file would truncate the capture before it is read
+/// (issue 7: 55 MB became 8 MB, exit 0). Refused, whatever path names it:
+/// the same path, another path, a symbolic link, a hard link; the file is
+/// left byte for byte as it was. Another existing file is still written.
+#[test]
+fn write_onto_the_file_being_read_is_refused() {
+    let f = write_capture("self.pcap", &conversation(40000, 8080, 3, 10));
+    let dir = f.parent().unwrap().to_path_buf();
+    let before = std::fs::read(&f).unwrap();
+    let hard = dir.join("self-hard.pcap");
+    let soft = dir.join("self-soft.pcapng");
+    let _ = std::fs::remove_file(&hard);
+    let _ = std::fs::remove_file(&soft);
+    std::fs::hard_link(&f, &hard).unwrap();
+    std::os::unix::fs::symlink(&f, &soft).unwrap();
+    let other_path = dir.join(".").join("self.pcap");
+    for w in [&f, &hard, &soft, &other_path] {
+        let o = wstap(&f, &["-w", w.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "-w {}: {err}", w.display());
+        assert_eq!(
+            err,
+            format!(
+                "wstap: error: -w {} is the file being read (-r {}): writing it would destroy \
+                 the capture; give -w another file\n",
+                w.display(),
+                f.display()
+            )
+        );
+        assert!(o.stdout.is_empty(), "nothing decoded");
+        assert_eq!(std::fs::read(&f).unwrap(), before, "-w {}", w.display());
+    }
+    // Reading through the link and writing the original is the same file.
+    let o = wstap(&soft, &["-w", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+
+    // An existing file that is not the capture is overwritten as before.
+    let out = dir.join("self-out.pcapng");
+    std::fs::write(&out, b"old contents").unwrap();
+    let o = wstap(&f, &["-w", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = common::wstap_json(&out, &[]);
+    assert_eq!(common::named(&again.events, "ws_message").len(), 3);
+    for p in [&f, &hard, &soft, &out] {
+        let _ = std::fs::remove_file(p);
+    }
+}

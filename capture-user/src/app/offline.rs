@@ -28,7 +28,10 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     let mut source =
         FileSource::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut pcapng = match &cli.write {
-        Some(w) => Some(PcapNgSink::create(w)?),
+        Some(w) => {
+            refuse_same_file(path, w)?;
+            Some(PcapNgSink::create(w)?)
+        }
         None => None,
     };
     let iface_name = path
@@ -83,6 +86,27 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
         summary(source.stats(), filtered, &decoder.stats(), cli.segments);
     }
     read.with_context(|| format!("reading {}", path.display()))?;
+    Ok(())
+}
+
+/// Refuses `-w` onto the file `-r` reads: creating it would truncate the
+/// capture before it is read. Same file = same device and inode, so another
+/// path, a symbolic link or a hard link to it is refused too. A `-w` file
+/// that does not exist yet cannot be the one being read.
+fn refuse_same_file(read: &Path, write: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(w) = std::fs::metadata(write) else {
+        return Ok(());
+    };
+    let r = std::fs::metadata(read).with_context(|| format!("cannot read {}", read.display()))?;
+    if (r.dev(), r.ino()) == (w.dev(), w.ino()) {
+        anyhow::bail!(
+            "-w {} is the file being read (-r {}): writing it would destroy the capture; \
+             give -w another file",
+            write.display(),
+            read.display()
+        );
+    }
     Ok(())
 }
 
