@@ -317,7 +317,7 @@ fn ip_fragments_are_counted_apart_from_non_tcp() {
 /// Block per packet (microsecond timestamps).
 fn pcapng(packets: &[Vec<u8>]) -> Vec<u8> {
     fn block(out: &mut Vec<u8>, kind: u32, mut body: Vec<u8>) {
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = (body.len() + 12) as u32;
@@ -455,4 +455,176 @@ fn write_onto_the_file_being_read_is_refused() {
     for p in [&f, &hard, &soft, &out] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// Sends `sig` to a child process.
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+/// Waits until `child` catches SIGINT and SIGTERM (its handler is in place:
+/// `SigCgt` in /proc/PID/status), so that a signal sent now is handled.
+fn wait_for_handlers(child: &std::process::Child) {
+    let want = (1u64 << (libc::SIGINT - 1)) | (1u64 << (libc::SIGTERM - 1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & want == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no signal handlers");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Checks what a stopped `wstap --format json` left: exit 0, complete JSON
+/// lines on stdout with as many ws_message lines as the summary counts, the
+/// summary and then the interruption on stderr. Returns the packets read.
+fn check_stopped(out: std::process::Output, sig: &str, file: &Path) -> u64 {
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{sig}: {err}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "last line cut");
+    let mut messages = 0;
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{sig}: line {l:?}: {e}"));
+        messages += u64::from(v["event"] == "ws_message");
+    }
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{sig}: {err}");
+    let packets: u64 = source_line(&err)
+        .strip_prefix("wstap: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        lines[1].contains(&format!(" {messages} messages ")),
+        "{sig}: {messages} printed, summary {err}"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "wstap: interrupted by {sig} after {packets} packets; the rest of {} was not read",
+            file.display()
+        )
+    );
+    packets
+}
+
+/// SIGINT and SIGTERM while a large file is being read (issue 7: exit
+/// 130/143, no summary): wstap stops, flushes whole lines, prints the
+/// summary and exits 0 like tcpdump. Nobody reads stdout until the signal
+/// is sent, so wstap is held mid-file by the full pipe.
+#[test]
+fn signal_stops_reading_a_large_file_with_summary_and_whole_lines() {
+    let pk = conversation(40000, 8080, 60_000, 100);
+    let f = write_capture("signal-big.pcap", &pk);
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let child = Command::new(tests::wstap_bin())
+            .arg("-r")
+            .arg(&f)
+            .args(["--format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_handlers(&child);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let packets = check_stopped(out, name, &f);
+        assert!(
+            packets > 0 && packets < pk.len() as u64,
+            "{name}: stopped mid-file, after {packets} of {} packets",
+            pk.len()
+        );
+    }
+    let _ = std::fs::remove_file(&f);
+}
+
+/// A FIFO fed part of a capture and then left open without more data (a
+/// read waiting in the kernel): the signal ends the wait, what was fed is
+/// decoded and summarised, pcap and pcapng alike. Also a FIFO with no
+/// writer yet (wstap waits in open).
+#[test]
+fn signal_stops_reading_a_fifo_that_waits_for_data() {
+    let dir = std::env::temp_dir().join(format!("wstap-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pk = conversation(40000, 8080, 20, 10);
+    // Everything but the last packets (the FINs): the connection is open.
+    let fed = pk.len() - 2;
+    for (format, bytes) in [("pcap", pcap(&pk[..fed])), ("pcapng", pcapng(&pk[..fed]))] {
+        for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+            let fifo = dir.join(format!("feed.{format}"));
+            let _ = std::fs::remove_file(&fifo);
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let child = Command::new(tests::wstap_bin())
+                .arg("-r")
+                .arg(&fifo)
+                .args(["--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(&bytes).unwrap();
+            w.flush().unwrap();
+            // Wait until the FIFO is empty (wstap took every byte fed;
+            // its output is buffered, so stdout tells nothing yet), then a
+            // little longer for it to decode them and wait for more.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let mut queued: libc::c_int = 0;
+                // SAFETY: FIONREAD on a FIFO descriptor into an int.
+                let r = unsafe {
+                    libc::ioctl(
+                        std::os::unix::io::AsRawFd::as_raw_fd(&w),
+                        libc::FIONREAD,
+                        &mut queued,
+                    )
+                };
+                assert_eq!(r, 0);
+                if queued == 0 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "wstap does not read");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            signal(&child, sig);
+            let res = child.wait_with_output().unwrap();
+            drop(w);
+            let packets = check_stopped(res, name, &fifo);
+            assert_eq!(packets, fed as u64, "{format} {name}: every packet fed");
+            let _ = std::fs::remove_file(&fifo);
+        }
+    }
+    // No writer at all: the signal ends the wait in open(2).
+    let fifo = dir.join("nobody.pcap");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let child = Command::new(tests::wstap_bin())
+        .arg("-r")
+        .arg(&fifo)
+        .args(["--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_handlers(&child);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, libc::SIGINT);
+    let res = child.wait_with_output().unwrap();
+    assert_eq!(check_stopped(res, "SIGINT", &fifo), 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

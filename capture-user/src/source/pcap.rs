@@ -20,6 +20,7 @@ use std::io::{Cursor, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
@@ -40,6 +41,8 @@ pub enum SourceError {
     HeaderCut(&'static str),
     #[error("reading the capture")]
     Io(#[from] std::io::Error),
+    #[error("interrupted before the capture could be read")]
+    Interrupted,
     // The cause is the error's source, not part of its text: printed as a
     // chain (`{:#}`), it would otherwise appear twice.
     #[error("corrupt capture file after {packets} packets")]
@@ -74,6 +77,8 @@ pub struct SourceStats {
     pub iface_over_cap: u64,
     /// The file ended in the middle of a record.
     pub file_truncated: bool,
+    /// Reading stopped early because the stop flag was raised (a signal).
+    pub interrupted: bool,
 }
 
 /// Layer-2 framing of a capture's packets.
@@ -637,6 +642,7 @@ impl<R: Read> NgBlocks<R> {
 pub struct PcapSource<R: Read> {
     inner: Inner<R>,
     stats: SourceStats,
+    stop: Option<&'static AtomicBool>,
 }
 
 /// How many malformed packets are logged one by one before only counting.
@@ -649,17 +655,92 @@ impl FileSource {
     /// Opens a pcap or pcapng file (format by magic number). pcap-file
     /// buffers the reads itself, so the file is not wrapped in a BufReader.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
-        PcapSource::from_reader(File::open(path)?)
+        Self::open_until(path, None)
+    }
+
+    /// Like [`open`](Self::open), stopping once `stop` is raised: see
+    /// [`PcapSource::from_reader_until`]. Opening a FIFO waits for a writer;
+    /// that wait ends too (with [`SourceError::Interrupted`]).
+    pub fn open_until(path: &Path, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
+        let file = loop {
+            // std's File::open retries EINTR by itself, so a stop signal
+            // would go on waiting for a FIFO's writer; open(2) is called
+            // here instead, and an interruption checked against the flag.
+            match open_once(path) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    if stopped(stop) {
+                        return Err(SourceError::Interrupted);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        PcapSource::from_reader_until(file, stop)
+    }
+}
+
+/// One open(2) of `path` for reading, EINTR reported, not retried.
+fn open_once(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated path; the descriptor returned is owned by
+    // the File from here on.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly opened descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn stopped(stop: Option<&AtomicBool>) -> bool {
+    stop.is_some_and(|s| s.load(Ordering::Relaxed))
+}
+
+/// A reader that retries reads interrupted by a signal (EINTR), unless the
+/// stop flag is up: then the interruption is handed on, and reading ends.
+pub struct Retry<R> {
+    inner: R,
+    stop: Option<&'static AtomicBool>,
+}
+
+impl<R: Read> Read for Retry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stopped(self.stop) => {}
+                r => return r,
+            }
+        }
     }
 }
 
 impl<R: Read> PcapSource<PcapChain<R>> {
     /// Wraps any reader; the format is told by the first four bytes.
-    pub fn from_reader(mut r: R) -> Result<Self, SourceError> {
+    pub fn from_reader(r: R) -> Result<Self, SourceError> {
+        Self::from_reader_until(r, None)
+    }
+
+    /// Like [`from_reader`](Self::from_reader), with a stop flag (raised by
+    /// a signal handler): once it is up, [`for_each_segment`]
+    /// (Self::for_each_segment) stops before the next record and sets
+    /// [`SourceStats::interrupted`], and a read the signal interrupted
+    /// (EINTR: a FIFO or pipe waiting for data) ends instead of being
+    /// retried.
+    pub fn from_reader_until(r: R, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
+        let mut r = Retry { inner: r, stop };
         let mut magic = [0u8; 4];
         let mut got = 0;
         while got < 4 {
-            let n = r.read(&mut magic[got..])?;
+            let n = match r.read(&mut magic[got..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    return Err(SourceError::Interrupted)
+                }
+                n => n?,
+            };
             if n == 0 {
                 return Err(SourceError::NotPcap(u32::from_be_bytes(magic)));
             }
@@ -671,6 +752,9 @@ impl<R: Read> PcapSource<PcapChain<R>> {
             move |e| match e {
                 PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                     SourceError::HeaderCut(format)
+                }
+                PcapError::IoError(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                    SourceError::Interrupted
                 }
                 PcapError::IoError(io) => SourceError::Io(io),
                 source => SourceError::Corrupt { packets: 0, source },
@@ -691,13 +775,14 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         Ok(PcapSource {
             inner,
             stats: SourceStats::default(),
+            stop,
         })
     }
 }
 
 /// The reader type behind [`PcapSource::from_reader`] (the magic number is
 /// read first, then put back in front).
-pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, R>;
+pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, Retry<R>>;
 
 impl<R: Read> PcapSource<R> {
     pub fn stats(&self) -> &SourceStats {
@@ -721,6 +806,7 @@ impl<R: Read> PcapSource<R> {
         mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         let stats = &mut self.stats;
+        let stop = self.stop;
         match &mut self.inner {
             Inner::Pcap { reader, link } => {
                 let nanos = reader.header().ts_resolution == TsResolution::NanoSecond;
@@ -728,6 +814,10 @@ impl<R: Read> PcapSource<R> {
                 // length above the snap length, which is exactly what a
                 // capture with a short snap length holds.
                 while let Some(res) = reader.next_raw_packet() {
+                    if stopped(stop) {
+                        stats.interrupted = true;
+                        break;
+                    }
                     let pkt = match res {
                         Ok(p) => p,
                         Err(e) => return end_of_file(stats, e),
@@ -742,6 +832,10 @@ impl<R: Read> PcapSource<R> {
                 }
             }
             Inner::Ng { blocks, ifaces } => loop {
+                if stopped(stop) {
+                    stats.interrupted = true;
+                    break;
+                }
                 let (kind, body) = match blocks.next_block() {
                     Ok(None) => break,
                     Ok(Some(b)) => b,
@@ -849,6 +943,11 @@ fn end_of_file(stats: &mut SourceStats, e: PcapError) -> Result<(), SourceError>
         }
         PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             stats.file_truncated = true;
+            Ok(())
+        }
+        // Only a raised stop flag lets an interrupted read through (`Retry`).
+        PcapError::IoError(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+            stats.interrupted = true;
             Ok(())
         }
         PcapError::IoError(io) => Err(SourceError::Io(io)),

@@ -241,12 +241,10 @@ fn ip_fragments_are_counted_apart_from_non_tcp() {
     let whole = eth(&ipv4_tcp(b"whole"), 0x0800);
     let file = pcap_file(
         DataLink::ETHERNET,
-        &[first, later, udp_frag, v6_frag, udp, whole]
-            .map(|p| {
-                let n = p.len() as u32;
-                (p, n)
-            })
-            .to_vec(),
+        &[first, later, udp_frag, v6_frag, udp, whole].map(|p| {
+            let n = p.len() as u32;
+            (p, n)
+        }),
     );
     let (segs, st) = read_all(file);
     assert_eq!(segs.len(), 1);
@@ -658,4 +656,88 @@ proptest::proptest! {
         let lax = parse_packet_lax(link, 1, &data);
         proptest::prop_assert_eq!(parsed_repr(&data, &fast), parsed_repr(&data, &lax));
     }
+}
+
+/// A reader that fails its reads with EINTR every other time, and raises
+/// a stop flag when told to after a number of reads.
+struct Eintr {
+    data: Cursor<Vec<u8>>,
+    calls: usize,
+    raise_at: Option<(usize, &'static AtomicBool)>,
+}
+
+impl Read for Eintr {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if let Some((at, flag)) = self.raise_at {
+            if self.calls >= at {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        if self.calls % 2 == 1 {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        // Small reads, so that the file takes many.
+        let n = buf.len().min(7);
+        self.data.read(&mut buf[..n])
+    }
+}
+
+/// The stop flag ends reading between records and ends a read the signal
+/// interrupted; without it, interrupted reads are retried.
+#[test]
+fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
+    let p = eth(&ipv4_tcp(b"abc"), 0x0800);
+    let file = pcap_file(DataLink::ETHERNET, &vec![(p.clone(), p.len() as u32); 3]);
+    // EINTR all along, no flag: every packet.
+    let r = Eintr {
+        data: Cursor::new(file.clone()),
+        calls: 0,
+        raise_at: None,
+    };
+    let mut src = PcapSource::from_reader(r).unwrap();
+    let mut n = 0;
+    src.for_each_segment(|_, _| {
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!((n, src.stats().interrupted), (3, false));
+
+    // Raised between records: the next one is not read.
+    static BETWEEN: AtomicBool = AtomicBool::new(false);
+    let mut src = PcapSource::from_reader_until(Cursor::new(file.clone()), Some(&BETWEEN)).unwrap();
+    let mut n = 0;
+    src.for_each_segment(|_, _| {
+        n += 1;
+        if n == 2 {
+            BETWEEN.store(true, Ordering::Relaxed);
+        }
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(
+        (n, src.stats().interrupted, src.stats().packets),
+        (2, true, 2)
+    );
+
+    // Raised by the signal that interrupted a read (pcapng this time): the
+    // interrupted read ends reading, quietly.
+    static IN_READ: AtomicBool = AtomicBool::new(false);
+    let mut ng = Ng::new(false);
+    ng.idb(1, None);
+    for _ in 0..3 {
+        ng.epb(0, 1, &p);
+    }
+    let r = Eintr {
+        data: Cursor::new(ng.out),
+        calls: 0,
+        raise_at: Some((15, &IN_READ)),
+    };
+    let mut src = PcapSource::from_reader_until(r, Some(&IN_READ)).unwrap();
+    src.for_each_segment(|_, _| ControlFlow::Continue(()))
+        .unwrap();
+    let st = src.stats();
+    assert!(st.interrupted && !st.file_truncated, "{st:?}");
+    assert!(st.packets < 3, "{st:?}");
 }
