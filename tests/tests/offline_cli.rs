@@ -628,3 +628,21 @@ fn signal_stops_reading_a_fifo_that_waits_for_data() {
     assert_eq!(check_stopped(res, "SIGINT", &fifo), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--ring-size` above 2 GiB is a usage error (exit 2) naming the limit,
+/// not a silent 2 GiB ring.
+#[test]
+fn ring_size_above_2_gib_is_a_usage_error() {
+    let o = Command::new(tests::wstap_bin())
+        .args(["-i", "lo", "--ring-size", "4294967295"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "invalid value '4294967295' for '--ring-size <BYTES>': at most 2147483648 (2 GiB)"
+        ),
+        "{err}"
+    );
+}
