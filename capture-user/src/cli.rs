@@ -41,9 +41,9 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = XdpModeArg::Skb)]
     pub xdp_mode: XdpModeArg,
 
-    /// Size of the kernel ring buffer in bytes (rounded up to a power of two
-    /// multiple of the page size).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    /// Size of the kernel ring buffer in bytes, rounded up to a power of two
+    /// multiple of the page size; at most 2147483648 (2 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = ring_size)]
     pub ring_size: u32,
 
     /// Output format.
@@ -99,6 +99,23 @@ pub struct Cli {
     pub verbose: u8,
 }
 
+/// Largest `--ring-size`: the kernel takes a power of two in 32 bits, so a
+/// request above 2 GiB could only be rounded down, against what the help
+/// promises; it is refused instead.
+pub const MAX_RING_SIZE: u32 = 1 << 31;
+
+fn ring_size(s: &str) -> Result<u32, String> {
+    let n: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    if n > u64::from(MAX_RING_SIZE) {
+        return Err(format!(
+            "at most {MAX_RING_SIZE} (2 GiB): the ring size is rounded up to a power of \
+             two, and 2 GiB is the largest the kernel takes"
+        ));
+    }
+    // At most 2^31, so it fits, and rounding up stays within 2^31.
+    Ok(n as u32)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AttachKind {
     /// TC classifier on ingress and egress (TCX links).
@@ -121,4 +138,32 @@ pub enum Format {
     Text,
     /// JSON Lines, one object per event (fields documented in the README).
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(arg: &str) -> Result<u32, String> {
+        Cli::try_parse_from(["wstap", "-r", "f", "--ring-size", arg])
+            .map(|c| c.ring_size)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Issue 7: 4294967295 was silently rounded down to 2 GiB although the
+    /// help says up. Up to 2 GiB is taken as given (the tap rounds up);
+    /// above is refused, saying the limit.
+    #[test]
+    fn ring_size_above_2_gib_is_refused() {
+        assert_eq!(ring("2147483648"), Ok(1 << 31));
+        assert_eq!(ring("2147483647"), Ok((1 << 31) - 1));
+        assert_eq!(ring("4096"), Ok(4096));
+        for big in ["2147483649", "4294967295", "4294967296", "99999999999"] {
+            let e = ring(big).unwrap_err();
+            assert!(e.contains("at most 2147483648 (2 GiB)"), "{big}: {e}");
+        }
+        assert!(ring("-1").is_err());
+        let c = Cli::try_parse_from(["wstap", "-r", "f"]).unwrap();
+        assert_eq!(c.ring_size, 64 << 20, "default");
+    }
 }

@@ -275,3 +275,374 @@ fn write_pcapng_from_a_capture_decodes_identically_in_wstap_and_tshark() {
     }
     let _ = std::fs::remove_file(&out);
 }
+
+/// The first line of the summary on stderr.
+fn source_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.contains(" packets, "))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"))
+}
+
+/// IP fragments have their own counter; without any the line reads exactly
+/// as it always did.
+#[test]
+fn ip_fragments_are_counted_apart_from_non_tcp() {
+    let c = ([10, 0, 0, 1], 40000);
+    let s = ([10, 0, 0, 2], 8080);
+    let whole = packet(c, s, 1, ACK, b"x");
+    let mut frag = packet(c, s, 2, ACK, b"fragment");
+    frag[20] = 0x20; // IPv4 more-fragments bit
+    let mut udp = packet(c, s, 3, 0, b"");
+    udp[23] = 17; // protocol UDP
+    let f = write_capture("frag.pcap", &[whole.clone(), frag, udp.clone()]);
+    let r = common::wstap_json(&f, &["--segments"]);
+    assert_eq!(
+        source_line(&r.stderr),
+        "wstap: 3 packets, 1 TCP segments (0 filtered out), 1 non-TCP skipped, \
+         1 IP fragments skipped (not reassembled), 0 malformed, 0 truncated by snaplen"
+    );
+    let f2 = write_capture("nofrag.pcap", &[whole, udp]);
+    let r = common::wstap_json(&f2, &["--segments"]);
+    assert_eq!(
+        source_line(&r.stderr),
+        "wstap: 2 packets, 1 TCP segments (0 filtered out), 1 non-TCP skipped, \
+         0 malformed, 0 truncated by snaplen"
+    );
+    let _ = std::fs::remove_file(&f);
+    let _ = std::fs::remove_file(&f2);
+}
+
+/// A little-endian pcapng file: one Ethernet interface, one Enhanced Packet
+/// Block per packet (microsecond timestamps).
+fn pcapng(packets: &[Vec<u8>]) -> Vec<u8> {
+    fn block(out: &mut Vec<u8>, kind: u32, mut body: Vec<u8>) {
+        while !body.len().is_multiple_of(4) {
+            body.push(0);
+        }
+        let len = (body.len() + 12) as u32;
+        out.extend(kind.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend(body);
+        out.extend(len.to_le_bytes());
+    }
+    let mut f = Vec::new();
+    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+    shb.extend([1, 0, 0, 0]);
+    shb.extend([0xff; 8]);
+    block(&mut f, 0x0a0d0d0a, shb);
+    block(&mut f, 1, vec![1, 0, 0, 0, 0, 0, 4, 0]);
+    for (i, p) in packets.iter().enumerate() {
+        let ts = 1_700_000_000_000_000u64 + i as u64;
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend(((ts >> 32) as u32).to_le_bytes());
+        b.extend((ts as u32).to_le_bytes());
+        b.extend((p.len() as u32).to_le_bytes());
+        b.extend((p.len() as u32).to_le_bytes());
+        b.extend_from_slice(p);
+        block(&mut f, 6, b);
+    }
+    f
+}
+
+/// A corrupt block after some good ones: what was read is decoded and
+/// summarised, then the error is printed once (issue 7: "Error reading
+/// bytes: Error reading bytes"), and the exit status stays 1. A file that
+/// ends inside its header says so.
+#[test]
+fn corrupt_pcapng_prints_the_summary_then_the_error_once() {
+    let pk = conversation(40000, 8080, 3, 10);
+    let mut bytes = pcapng(&pk);
+    bytes.extend(6u32.to_le_bytes());
+    bytes.extend(13u32.to_le_bytes()); // not a multiple of 4
+    bytes.extend([0u8; 8]);
+    let f = write_capture("corrupt.pcapng", &[]);
+    std::fs::write(&f, bytes).unwrap();
+    let o = Command::new(tests::wstap_bin())
+        .arg("-r")
+        .arg(&f)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out.lines().filter(|l| l.contains("\"ws_message\"")).count(),
+        3,
+        "{out}"
+    );
+    let err = String::from_utf8(o.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "wstap: {} packets, {} TCP segments (0 filtered out), 0 non-TCP skipped, \
+             0 malformed, 0 truncated by snaplen",
+            pk.len(),
+            pk.len()
+        )
+    );
+    assert!(lines[1].contains(" 3 messages "), "{err}");
+    assert_eq!(
+        lines[3],
+        format!(
+            "wstap: error: reading {}: corrupt capture file after {} packets: \
+             Invalid field value: Block: (initial_len % 4) != 0",
+            f.display(),
+            pk.len()
+        )
+    );
+
+    // Cut inside the section header: the file is not a capture yet.
+    std::fs::write(&f, &pcapng(&[])[..10]).unwrap();
+    let o = wstap(&f, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(o.stderr).unwrap(),
+        format!(
+            "wstap: error: cannot read {}: the file ends inside its pcapng header\n",
+            f.display()
+        )
+    );
+    let _ = std::fs::remove_file(&f);
+}
+
+/// `-w` onto the `-r` file would truncate the capture before it is read
+/// (issue 7: 55 MB became 8 MB, exit 0). Refused, whatever path names it:
+/// the same path, another path, a symbolic link, a hard link; the file is
+/// left byte for byte as it was. Another existing file is still written.
+#[test]
+fn write_onto_the_file_being_read_is_refused() {
+    let f = write_capture("self.pcap", &conversation(40000, 8080, 3, 10));
+    let dir = f.parent().unwrap().to_path_buf();
+    let before = std::fs::read(&f).unwrap();
+    let hard = dir.join("self-hard.pcap");
+    let soft = dir.join("self-soft.pcapng");
+    let _ = std::fs::remove_file(&hard);
+    let _ = std::fs::remove_file(&soft);
+    std::fs::hard_link(&f, &hard).unwrap();
+    std::os::unix::fs::symlink(&f, &soft).unwrap();
+    let other_path = dir.join(".").join("self.pcap");
+    for w in [&f, &hard, &soft, &other_path] {
+        let o = wstap(&f, &["-w", w.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "-w {}: {err}", w.display());
+        assert_eq!(
+            err,
+            format!(
+                "wstap: error: -w {} is the file being read (-r {}): writing it would destroy \
+                 the capture; give -w another file\n",
+                w.display(),
+                f.display()
+            )
+        );
+        assert!(o.stdout.is_empty(), "nothing decoded");
+        assert_eq!(std::fs::read(&f).unwrap(), before, "-w {}", w.display());
+    }
+    // Reading through the link and writing the original is the same file.
+    let o = wstap(&soft, &["-w", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+
+    // An existing file that is not the capture is overwritten as before.
+    let out = dir.join("self-out.pcapng");
+    std::fs::write(&out, b"old contents").unwrap();
+    let o = wstap(&f, &["-w", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = common::wstap_json(&out, &[]);
+    assert_eq!(common::named(&again.events, "ws_message").len(), 3);
+    for p in [&f, &hard, &soft, &out] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Sends `sig` to a child process.
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+/// Waits until `child` catches SIGINT and SIGTERM (its handler is in place:
+/// `SigCgt` in /proc/PID/status), so that a signal sent now is handled.
+fn wait_for_handlers(child: &std::process::Child) {
+    let want = (1u64 << (libc::SIGINT - 1)) | (1u64 << (libc::SIGTERM - 1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & want == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no signal handlers");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Checks what a stopped `wstap --format json` left: exit 0, complete JSON
+/// lines on stdout with as many ws_message lines as the summary counts, the
+/// summary and then the interruption on stderr. Returns the packets read.
+fn check_stopped(out: std::process::Output, sig: &str, file: &Path) -> u64 {
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{sig}: {err}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "last line cut");
+    let mut messages = 0;
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{sig}: line {l:?}: {e}"));
+        messages += u64::from(v["event"] == "ws_message");
+    }
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{sig}: {err}");
+    let packets: u64 = source_line(&err)
+        .strip_prefix("wstap: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        lines[1].contains(&format!(" {messages} messages ")),
+        "{sig}: {messages} printed, summary {err}"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "wstap: interrupted by {sig} after {packets} packets; the rest of {} was not read",
+            file.display()
+        )
+    );
+    packets
+}
+
+/// SIGINT and SIGTERM while a large file is being read (issue 7: exit
+/// 130/143, no summary): wstap stops, flushes whole lines, prints the
+/// summary and exits 0 like tcpdump. Nobody reads stdout until the signal
+/// is sent, so wstap is held mid-file by the full pipe.
+#[test]
+fn signal_stops_reading_a_large_file_with_summary_and_whole_lines() {
+    let pk = conversation(40000, 8080, 60_000, 100);
+    let f = write_capture("signal-big.pcap", &pk);
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let child = Command::new(tests::wstap_bin())
+            .arg("-r")
+            .arg(&f)
+            .args(["--format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_handlers(&child);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let packets = check_stopped(out, name, &f);
+        assert!(
+            packets > 0 && packets < pk.len() as u64,
+            "{name}: stopped mid-file, after {packets} of {} packets",
+            pk.len()
+        );
+    }
+    let _ = std::fs::remove_file(&f);
+}
+
+/// A FIFO fed part of a capture and then left open without more data (a
+/// read waiting in the kernel): the signal ends the wait, what was fed is
+/// decoded and summarised, pcap and pcapng alike. Also a FIFO with no
+/// writer yet (wstap waits in open).
+#[test]
+fn signal_stops_reading_a_fifo_that_waits_for_data() {
+    let dir = std::env::temp_dir().join(format!("wstap-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pk = conversation(40000, 8080, 20, 10);
+    // Everything but the last packets (the FINs): the connection is open.
+    let fed = pk.len() - 2;
+    for (format, bytes) in [("pcap", pcap(&pk[..fed])), ("pcapng", pcapng(&pk[..fed]))] {
+        for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+            let fifo = dir.join(format!("feed.{format}"));
+            let _ = std::fs::remove_file(&fifo);
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let child = Command::new(tests::wstap_bin())
+                .arg("-r")
+                .arg(&fifo)
+                .args(["--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(&bytes).unwrap();
+            w.flush().unwrap();
+            // Wait until the FIFO is empty (wstap took every byte fed;
+            // its output is buffered, so stdout tells nothing yet), then a
+            // little longer for it to decode them and wait for more.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let mut queued: libc::c_int = 0;
+                // SAFETY: FIONREAD on a FIFO descriptor into an int.
+                let r = unsafe {
+                    libc::ioctl(
+                        std::os::unix::io::AsRawFd::as_raw_fd(&w),
+                        libc::FIONREAD,
+                        &mut queued,
+                    )
+                };
+                assert_eq!(r, 0);
+                if queued == 0 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "wstap does not read");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            signal(&child, sig);
+            let res = child.wait_with_output().unwrap();
+            drop(w);
+            let packets = check_stopped(res, name, &fifo);
+            assert_eq!(packets, fed as u64, "{format} {name}: every packet fed");
+            let _ = std::fs::remove_file(&fifo);
+        }
+    }
+    // No writer at all: the signal ends the wait in open(2).
+    let fifo = dir.join("nobody.pcap");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let child = Command::new(tests::wstap_bin())
+        .arg("-r")
+        .arg(&fifo)
+        .args(["--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_handlers(&child);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, libc::SIGINT);
+    let res = child.wait_with_output().unwrap();
+    assert_eq!(check_stopped(res, "SIGINT", &fifo), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--ring-size` above 2 GiB is a usage error (exit 2) naming the limit,
+/// not a silent 2 GiB ring.
+#[test]
+fn ring_size_above_2_gib_is_a_usage_error() {
+    let o = Command::new(tests::wstap_bin())
+        .args(["-i", "lo", "--ring-size", "4294967295"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "invalid value '4294967295' for '--ring-size <BYTES>': at most 2147483648 (2 GiB)"
+        ),
+        "{err}"
+    );
+}

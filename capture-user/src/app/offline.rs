@@ -3,11 +3,15 @@
 //!
 //! `-c N` stops after N `ws_message` events; `--segments` prints the TCP
 //! segments instead of decoding. A closed stdout (`wstap -r f | head -1`)
-//! ends the run quietly with success.
+//! ends the run quietly with success. SIGINT or SIGTERM stops reading; what
+//! was read is decoded to the end, the output flushed and the summary
+//! printed, and the exit status is 0, as tcpdump does (a second signal
+//! kills at once).
 
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::Context;
 
@@ -16,7 +20,7 @@ use crate::filter::Filter;
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
-use crate::source::pcap::{FileSource, SourceStats};
+use crate::source::pcap::{FileSource, SourceError, SourceStats, MAX_INTERFACES};
 
 /// Reads `path` and prints what the command line asks for. With `-w`, the
 /// TCP segments that pass the filter are also written to a pcapng file,
@@ -25,10 +29,26 @@ use crate::source::pcap::{FileSource, SourceStats};
 pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     common::check_workers(cli)?;
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
-    let mut source =
-        FileSource::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let stop = on_stop_signal();
+    let mut source = match FileSource::open_until(path, Some(stop)) {
+        Ok(s) => s,
+        Err(SourceError::Interrupted) => {
+            // Nothing was read: an empty summary, then why.
+            let stats = SourceStats {
+                interrupted: true,
+                ..SourceStats::default()
+            };
+            summary(&stats, 0, &DecodeStats::default(), cli.segments);
+            interrupted(path, &stats);
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
     let mut pcapng = match &cli.write {
-        Some(w) => Some(PcapNgSink::create(w)?),
+        Some(w) => {
+            refuse_same_file(path, w)?;
+            Some(PcapNgSink::create(w)?)
+        }
         None => None,
     };
     let iface_name = path
@@ -77,9 +97,78 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             return Err(e).context("writing the output");
         }
     }
-    read.with_context(|| format!("reading {}", path.display()))?;
+    // The summary of what was read comes first, also when reading ended
+    // with an error (printed after it by the caller, exit status 1).
     if !stopped_early {
         summary(source.stats(), filtered, &decoder.stats(), cli.segments);
+        if source.stats().interrupted {
+            interrupted(path, source.stats());
+        }
+    }
+    read.with_context(|| format!("reading {}", path.display()))?;
+    Ok(())
+}
+
+/// Raised by the SIGINT/SIGTERM handler; the signal number is kept too.
+static STOP: AtomicBool = AtomicBool::new(false);
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn stop_handler(sig: libc::c_int) {
+    // Only atomic stores: async-signal-safe.
+    STOP_SIGNAL.store(sig, Ordering::Relaxed);
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Installs the SIGINT and SIGTERM handler that raises [`STOP`]. Without
+/// SA_RESTART, so that a read waiting on a FIFO or pipe returns (EINTR)
+/// and reading ends; with SA_RESETHAND, so that a second signal kills at
+/// once (the default action) if finishing takes too long.
+fn on_stop_signal() -> &'static AtomicBool {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only stores
+        // atomics.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = stop_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    &STOP
+}
+
+/// The last line on stderr after a stop signal.
+fn interrupted(path: &Path, src: &SourceStats) {
+    let sig = match STOP_SIGNAL.load(Ordering::Relaxed) {
+        libc::SIGTERM => "SIGTERM",
+        _ => "SIGINT",
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "wstap: interrupted by {sig} after {} packets; the rest of {} was not read",
+        src.packets,
+        path.display()
+    );
+}
+
+/// Refuses `-w` onto the file `-r` reads: creating it would truncate the
+/// capture before it is read. Same file = same device and inode, so another
+/// path, a symbolic link or a hard link to it is refused too. A `-w` file
+/// that does not exist yet cannot be the one being read.
+fn refuse_same_file(read: &Path, write: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(w) = std::fs::metadata(write) else {
+        return Ok(());
+    };
+    let r = std::fs::metadata(read).with_context(|| format!("cannot read {}", read.display()))?;
+    if (r.dev(), r.ino()) == (w.dev(), w.ino()) {
+        anyhow::bail!(
+            "-w {} is the file being read (-r {}): writing it would destroy the capture; \
+             give -w another file",
+            write.display(),
+            read.display()
+        );
     }
     Ok(())
 }
@@ -89,11 +178,17 @@ fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: boo
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
-        "wstap: {} packets, {} TCP segments ({} filtered out), {} non-TCP skipped, {} malformed, {} truncated by snaplen{}",
+        "wstap: {} packets, {} TCP segments ({} filtered out), {} non-TCP skipped{}, {} malformed, {} truncated by snaplen{}",
         src.packets,
         src.segments,
         filtered,
         src.non_tcp,
+        // Only when there are any, so that the line of a capture without
+        // fragments reads as it always did.
+        match src.fragments {
+            0 => String::new(),
+            n => format!(", {n} IP fragments skipped (not reassembled)"),
+        },
         src.malformed,
         src.truncated,
         if src.file_truncated { ", file cut mid-packet" } else { "" },
@@ -103,6 +198,13 @@ fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: boo
             e,
             "wstap: {} packets on interfaces with unsupported link types",
             src.unsupported_link
+        );
+    }
+    if src.iface_over_cap > 0 {
+        let _ = writeln!(
+            e,
+            "wstap: {} packets on pcapng interfaces past the first {MAX_INTERFACES} of their section (not decoded)",
+            src.iface_over_cap
         );
     }
     if segments_only {

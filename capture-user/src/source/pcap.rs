@@ -12,18 +12,18 @@
 //! Never panics on malformed input: a packet that does not parse is counted
 //! (and the first few logged); a packet cut by the snap length is decoded as
 //! far as it was captured and counted as truncated (the flow table turns the
-//! missing bytes into a gap); non-TCP packets are skipped and counted.
+//! missing bytes into a gap); non-TCP packets and IP fragments are skipped
+//! and counted, each on its own.
 
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
 use super::Segment;
@@ -37,9 +37,15 @@ pub enum SourceError {
     NotPcap(u32),
     #[error("unsupported link type {0}: wstap reads Ethernet (1), Linux SLL (113), SLL2 (276), raw IP (101, 12, 14, 228, 229) and null/loopback (0, 108)")]
     UnsupportedLinkType(u32),
+    #[error("the file ends inside its {0} header")]
+    HeaderCut(&'static str),
     #[error("reading the capture")]
     Io(#[from] std::io::Error),
-    #[error("corrupt capture file after {packets} packets: {source}")]
+    #[error("interrupted before the capture could be read")]
+    Interrupted,
+    // The cause is the error's source, not part of its text: printed as a
+    // chain (`{:#}`), it would otherwise appear twice.
+    #[error("corrupt capture file after {packets} packets")]
     Corrupt {
         packets: u64,
         #[source]
@@ -54,16 +60,25 @@ pub struct SourceStats {
     pub packets: u64,
     /// TCP segments handed on.
     pub segments: u64,
-    /// Packets that are not TCP (UDP, ARP, ICMP, IP fragments after the first, ...).
+    /// Packets that are not TCP (UDP, ARP, ICMP, ...).
     pub non_tcp: u64,
+    /// IPv4 or IPv6 fragments (of any protocol, the first fragment
+    /// included): wstap does not reassemble IP fragments, so they are
+    /// skipped.
+    pub fragments: u64,
     /// Packets whose headers did not parse.
     pub malformed: u64,
     /// Packets captured shorter than they were on the wire.
     pub truncated: u64,
     /// pcapng packets on an interface with a link type wstap does not read.
     pub unsupported_link: u64,
+    /// pcapng packets on an interface declared past the first
+    /// [`MAX_INTERFACES`] of its section (not decoded).
+    pub iface_over_cap: u64,
     /// The file ended in the middle of a record.
     pub file_truncated: bool,
+    /// Reading stopped early because the stop flag was raised (a signal).
+    pub interrupted: bool,
 }
 
 /// Layer-2 framing of a capture's packets.
@@ -100,6 +115,8 @@ pub enum Parsed<'a> {
     /// IP header's length says more than was captured).
     Tcp(Segment<'a>, u32),
     NotTcp,
+    /// An IP fragment (not reassembled).
+    Fragment,
     Malformed(&'static str),
 }
 
@@ -268,7 +285,7 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
         }
     };
     if fragmented {
-        return Parsed::NotTcp;
+        return Parsed::Fragment;
     }
     match p.transport {
         Some(TransportSlice::Tcp(tcp)) => {
@@ -326,12 +343,47 @@ enum Inner<R: Read> {
         reader: PcapReader<R>,
         link: LinkType,
     },
-    /// Per interface: link type (or the unsupported code) and nanoseconds per
-    /// timestamp unit.
     Ng {
-        reader: PcapNgReader<R>,
-        ifaces: Vec<(Result<LinkType, u32>, TsUnit)>,
+        blocks: NgBlocks<R>,
+        ifaces: Ifaces,
     },
+}
+
+/// Most interfaces of one pcapng section wstap keeps (link type and
+/// timestamp unit each, 16 bytes). Interface Description Blocks past it are
+/// read and counted but not kept; packets on those interfaces are counted in
+/// [`SourceStats::iface_over_cap`] and not decoded.
+pub const MAX_INTERFACES: usize = 1 << 16;
+
+/// The interfaces of the current pcapng section, in declaration order (the
+/// index is the interface id of the packets).
+#[derive(Default)]
+struct Ifaces {
+    /// Link type (or the unsupported code) and timestamp unit, at most
+    /// [`MAX_INTERFACES`].
+    kept: Vec<(Result<LinkType, u32>, TsUnit)>,
+    /// Interface Description Blocks seen in this section, kept or not.
+    declared: u64,
+}
+
+impl Ifaces {
+    fn add(&mut self, link_code: u32, unit: TsUnit) {
+        self.declared += 1;
+        if self.kept.len() < MAX_INTERFACES {
+            self.kept
+                .push((LinkType::from_code(link_code).map_err(|_| link_code), unit));
+        } else if self.declared == MAX_INTERFACES as u64 + 1 {
+            log::warn!(
+                "more than {MAX_INTERFACES} interfaces in one pcapng section; \
+                 packets on the others are counted, not decoded"
+            );
+        }
+    }
+
+    fn clear(&mut self) {
+        self.kept.clear();
+        self.declared = 0;
+    }
 }
 
 /// Timestamp resolution of a pcapng interface (`if_tsresol`).
@@ -368,10 +420,229 @@ impl TsUnit {
     }
 }
 
+/// pcapng block types wstap reads; every other block is skipped whole.
+const SECTION_HEADER_BLOCK: u32 = 0x0a0d_0d0a;
+const INTERFACE_DESCRIPTION_BLOCK: u32 = 1;
+const SIMPLE_PACKET_BLOCK: u32 = 3;
+const ENHANCED_PACKET_BLOCK: u32 = 6;
+
+/// Largest pcapng block read (a packet block holds one packet; snap lengths
+/// are at most 256 KiB in practice). A longer block is a corrupt file.
+const MAX_BLOCK: usize = 16 << 20;
+
+/// What the read buffer starts with (it grows up to [`MAX_BLOCK`] for a
+/// block that does not fit).
+const NG_BUFFER: usize = 1 << 20;
+
+/// pcapng blocks straight out of a read buffer: the framing (type, length,
+/// trailer) is checked as pcap-file checks it, then the four block types
+/// wstap needs are sliced by hand, in place. pcap-file's own reader keeps a
+/// copy of every Interface Description Block for as long as the section
+/// lasts, which wstap cannot bound; here the caller keeps what it needs of
+/// each one ([`Ifaces`]), in constant time per block.
+struct NgBlocks<R: Read> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[pos..len]`.
+    pos: usize,
+    len: usize,
+    /// Byte order of the current section.
+    big_endian: bool,
+}
+
+fn bad(what: &'static str) -> PcapError {
+    PcapError::InvalidField(what)
+}
+
+/// The end of the file inside a block, as pcap-file reports it.
+fn cut() -> PcapError {
+    PcapError::IoError(std::io::ErrorKind::UnexpectedEof.into())
+}
+
+impl<R: Read> NgBlocks<R> {
+    /// Reads the first Section Header Block.
+    fn new(reader: R) -> Result<Self, PcapError> {
+        let mut b = NgBlocks {
+            reader,
+            buf: vec![0; NG_BUFFER],
+            pos: 0,
+            len: 0,
+            big_endian: false,
+        };
+        match b.next_block()? {
+            Some((SECTION_HEADER_BLOCK, body)) => b.section_header(body)?,
+            Some(_) => return Err(bad("PcapNg: SectionHeader invalid or missing")),
+            None => return Err(cut()),
+        }
+        Ok(b)
+    }
+
+    /// Makes `n` unread bytes available; false at the end of the file.
+    fn fill_to(&mut self, n: usize) -> Result<bool, PcapError> {
+        while self.len - self.pos < n {
+            if self.buf.len() - self.pos < n {
+                self.buf.copy_within(self.pos..self.len, 0);
+                self.len -= self.pos;
+                self.pos = 0;
+                if self.buf.len() < n {
+                    self.buf.resize(n.next_power_of_two().min(MAX_BLOCK), 0);
+                }
+            }
+            match self.reader.read(&mut self.buf[self.len..]) {
+                Ok(0) => return Ok(false),
+                Ok(got) => self.len += got,
+                Err(e) => return Err(PcapError::IoError(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
+        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if self.big_endian {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    }
+
+    fn u16_at(&self, b: &[u8], at: usize) -> u16 {
+        let w = [b[at], b[at + 1]];
+        if self.big_endian {
+            u16::from_be_bytes(w)
+        } else {
+            u16::from_le_bytes(w)
+        }
+    }
+
+    /// The next block: its type and the range of its body in the buffer
+    /// (valid until the next call); `None` at a clean end of file.
+    fn next_block(&mut self) -> Result<Option<(u32, std::ops::Range<usize>)>, PcapError> {
+        if self.pos == self.len && !self.fill_to(1)? {
+            return Ok(None);
+        }
+        if !self.fill_to(12)? {
+            return Err(cut());
+        }
+        let head = &self.buf[self.pos..self.pos + 12];
+        let kind = self.u32_at(head, 0);
+        let len = if kind == SECTION_HEADER_BLOCK {
+            // The byte order is the new section's, told by its magic.
+            let be = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+            match u32::from_be_bytes([head[8], head[9], head[10], head[11]]) {
+                0x1a2b_3c4d => be,
+                0x4d3c_2b1a => be.swap_bytes(),
+                _ => return Err(bad("SectionHeaderBlock: invalid magic number")),
+            }
+        } else {
+            self.u32_at(head, 4)
+        };
+        if len % 4 != 0 {
+            return Err(bad("Block: (initial_len % 4) != 0"));
+        }
+        if len < 12 {
+            return Err(bad("Block: initial_len < 12"));
+        }
+        let len = len as usize;
+        if len > MAX_BLOCK {
+            return Err(bad("Block: longer than the 16 MiB wstap reads"));
+        }
+        if !self.fill_to(len)? {
+            return Err(cut());
+        }
+        let start = self.pos;
+        let trailer = if kind == SECTION_HEADER_BLOCK {
+            let t = &self.buf[start + len - 4..start + len];
+            let magic = &self.buf[start + 8..start + 12];
+            let w = [t[0], t[1], t[2], t[3]];
+            if magic == [0x1a, 0x2b, 0x3c, 0x4d] {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        } else {
+            self.u32_at(&self.buf, start + len - 4)
+        };
+        if trailer as usize != len {
+            return Err(bad("Block: initial_length != trailer_length"));
+        }
+        self.pos += len;
+        Ok(Some((kind, start + 8..start + len - 4)))
+    }
+
+    /// A Section Header Block: sets the byte order of what follows.
+    fn section_header(&mut self, body: std::ops::Range<usize>) -> Result<(), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 16 {
+            return Err(bad("SectionHeaderBlock: block length < 16"));
+        }
+        self.big_endian = b[..4] == [0x1a, 0x2b, 0x3c, 0x4d];
+        Ok(())
+    }
+
+    /// An Interface Description Block: link type code and timestamp unit
+    /// (`if_tsresol`, microseconds when absent). Options are walked only as
+    /// far as they are well formed.
+    fn idb(&self, body: std::ops::Range<usize>) -> Result<(u32, TsUnit), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 8 {
+            return Err(bad("InterfaceDescriptionBlock: block length < 8"));
+        }
+        let link = u32::from(self.u16_at(b, 0));
+        let mut unit = TsUnit::MulNs(1000);
+        let mut at = 8;
+        while at + 4 <= b.len() {
+            let code = self.u16_at(b, at);
+            let olen = usize::from(self.u16_at(b, at + 2));
+            if code == 0 || at + 4 + olen > b.len() {
+                break;
+            }
+            if code == 9 && olen == 1 {
+                unit = TsUnit::from_tsresol(b[at + 4]);
+            }
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        Ok((link, unit))
+    }
+
+    /// An Enhanced Packet Block: interface id, raw timestamp, original
+    /// length and the captured bytes (options are not read).
+    fn epb(&self, body: std::ops::Range<usize>) -> Result<(u32, u64, u32, &[u8]), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 20 {
+            return Err(bad("EnhancedPacketBlock: block length length < 20"));
+        }
+        let iface = self.u32_at(b, 0);
+        let ts = u64::from(self.u32_at(b, 4)) << 32 | u64::from(self.u32_at(b, 8));
+        let caplen = self.u32_at(b, 12) as usize;
+        let orig_len = self.u32_at(b, 16);
+        let data = b
+            .get(20..)
+            .and_then(|d| d.get(..caplen))
+            .filter(|_| caplen.div_ceil(4) * 4 <= b.len() - 20)
+            .ok_or_else(|| bad("EnhancedPacketBlock: captured_len + padding > block length"))?;
+        Ok((iface, ts, orig_len, data))
+    }
+
+    /// A Simple Packet Block (interface 0): original length and the
+    /// captured bytes (the padding cut off).
+    fn spb(&self, body: std::ops::Range<usize>) -> Result<(u32, &[u8]), PcapError> {
+        let b = &self.buf[body];
+        if b.len() < 4 {
+            return Err(bad("SimplePacketBlock: block length < 4"));
+        }
+        let orig_len = self.u32_at(b, 0);
+        let data = &b[4..];
+        let n = data.len().min(orig_len as usize);
+        Ok((orig_len, &data[..n]))
+    }
+}
+
 /// A capture file being read.
 pub struct PcapSource<R: Read> {
     inner: Inner<R>,
     stats: SourceStats,
+    stop: Option<&'static AtomicBool>,
 }
 
 /// How many malformed packets are logged one by one before only counting.
@@ -384,17 +655,92 @@ impl FileSource {
     /// Opens a pcap or pcapng file (format by magic number). pcap-file
     /// buffers the reads itself, so the file is not wrapped in a BufReader.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
-        PcapSource::from_reader(File::open(path)?)
+        Self::open_until(path, None)
+    }
+
+    /// Like [`open`](Self::open), stopping once `stop` is raised: see
+    /// [`PcapSource::from_reader_until`]. Opening a FIFO waits for a writer;
+    /// that wait ends too (with [`SourceError::Interrupted`]).
+    pub fn open_until(path: &Path, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
+        let file = loop {
+            // std's File::open retries EINTR by itself, so a stop signal
+            // would go on waiting for a FIFO's writer; open(2) is called
+            // here instead, and an interruption checked against the flag.
+            match open_once(path) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    if stopped(stop) {
+                        return Err(SourceError::Interrupted);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        PcapSource::from_reader_until(file, stop)
+    }
+}
+
+/// One open(2) of `path` for reading, EINTR reported, not retried.
+fn open_once(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated path; the descriptor returned is owned by
+    // the File from here on.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly opened descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn stopped(stop: Option<&AtomicBool>) -> bool {
+    stop.is_some_and(|s| s.load(Ordering::Relaxed))
+}
+
+/// A reader that retries reads interrupted by a signal (EINTR), unless the
+/// stop flag is up: then the interruption is handed on, and reading ends.
+pub struct Retry<R> {
+    inner: R,
+    stop: Option<&'static AtomicBool>,
+}
+
+impl<R: Read> Read for Retry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stopped(self.stop) => {}
+                r => return r,
+            }
+        }
     }
 }
 
 impl<R: Read> PcapSource<PcapChain<R>> {
     /// Wraps any reader; the format is told by the first four bytes.
-    pub fn from_reader(mut r: R) -> Result<Self, SourceError> {
+    pub fn from_reader(r: R) -> Result<Self, SourceError> {
+        Self::from_reader_until(r, None)
+    }
+
+    /// Like [`from_reader`](Self::from_reader), with a stop flag (raised by
+    /// a signal handler): once it is up, [`for_each_segment`]
+    /// (Self::for_each_segment) stops before the next record and sets
+    /// [`SourceStats::interrupted`], and a read the signal interrupted
+    /// (EINTR: a FIFO or pipe waiting for data) ends instead of being
+    /// retried.
+    pub fn from_reader_until(r: R, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
+        let mut r = Retry { inner: r, stop };
         let mut magic = [0u8; 4];
         let mut got = 0;
         while got < 4 {
-            let n = r.read(&mut magic[got..])?;
+            let n = match r.read(&mut magic[got..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    return Err(SourceError::Interrupted)
+                }
+                n => n?,
+            };
             if n == 0 {
                 return Err(SourceError::NotPcap(u32::from_be_bytes(magic)));
             }
@@ -402,58 +748,41 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         }
         let m = u32::from_be_bytes(magic);
         let chained = Cursor::new(magic).chain(r);
-        let corrupt = |source| SourceError::Corrupt { packets: 0, source };
+        let corrupt = |format| {
+            move |e| match e {
+                PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    SourceError::HeaderCut(format)
+                }
+                PcapError::IoError(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                    SourceError::Interrupted
+                }
+                PcapError::IoError(io) => SourceError::Io(io),
+                source => SourceError::Corrupt { packets: 0, source },
+            }
+        };
         let inner = match m {
             0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 => {
-                let reader = PcapReader::new(chained).map_err(corrupt)?;
+                let reader = PcapReader::new(chained).map_err(corrupt("pcap"))?;
                 let link = LinkType::from_code(u32::from(reader.header().datalink))?;
                 Inner::Pcap { reader, link }
             }
-            0x0a0d0d0a => {
-                let reader = PcapNgReader::new(chained).map_err(corrupt)?;
-                let mut s = Inner::Ng {
-                    reader,
-                    ifaces: Vec::new(),
-                };
-                if let Inner::Ng { reader, ifaces } = &mut s {
-                    refresh_ifaces(reader, ifaces);
-                }
-                s
-            }
+            0x0a0d0d0a => Inner::Ng {
+                blocks: NgBlocks::new(chained).map_err(corrupt("pcapng"))?,
+                ifaces: Ifaces::default(),
+            },
             other => return Err(SourceError::NotPcap(other)),
         };
         Ok(PcapSource {
             inner,
             stats: SourceStats::default(),
+            stop,
         })
     }
 }
 
 /// The reader type behind [`PcapSource::from_reader`] (the magic number is
 /// read first, then put back in front).
-pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, R>;
-
-fn refresh_ifaces<R: Read>(
-    reader: &PcapNgReader<R>,
-    ifaces: &mut Vec<(Result<LinkType, u32>, TsUnit)>,
-) {
-    let list = reader.interfaces();
-    if list.len() == ifaces.len() {
-        return;
-    }
-    ifaces.clear();
-    for idb in list {
-        let code = u32::from(idb.linktype);
-        let link = LinkType::from_code(code).map_err(|_| code);
-        let mut unit = TsUnit::MulNs(1000);
-        for opt in &idb.options {
-            if let InterfaceDescriptionOption::IfTsResol(r) = opt {
-                unit = TsUnit::from_tsresol(*r);
-            }
-        }
-        ifaces.push((link, unit));
-    }
-}
+pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, Retry<R>>;
 
 impl<R: Read> PcapSource<R> {
     pub fn stats(&self) -> &SourceStats {
@@ -477,6 +806,7 @@ impl<R: Read> PcapSource<R> {
         mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         let stats = &mut self.stats;
+        let stop = self.stop;
         match &mut self.inner {
             Inner::Pcap { reader, link } => {
                 let nanos = reader.header().ts_resolution == TsResolution::NanoSecond;
@@ -484,6 +814,10 @@ impl<R: Read> PcapSource<R> {
                 // length above the snap length, which is exactly what a
                 // capture with a short snap length holds.
                 while let Some(res) = reader.next_raw_packet() {
+                    if stopped(stop) {
+                        stats.interrupted = true;
+                        break;
+                    }
                     let pkt = match res {
                         Ok(p) => p,
                         Err(e) => return end_of_file(stats, e),
@@ -497,30 +831,49 @@ impl<R: Read> PcapSource<R> {
                     }
                 }
             }
-            Inner::Ng { reader, ifaces } => loop {
-                let block = match reader.next_block() {
-                    None => break,
-                    Some(Ok(b)) => b,
-                    Some(Err(e)) => return end_of_file(stats, e),
+            Inner::Ng { blocks, ifaces } => loop {
+                if stopped(stop) {
+                    stats.interrupted = true;
+                    break;
+                }
+                let (kind, body) = match blocks.next_block() {
+                    Ok(None) => break,
+                    Ok(Some(b)) => b,
+                    Err(e) => return end_of_file(stats, e),
                 };
-                let (iface, raw_ts, orig_len, data) = match &block {
-                    Block::EnhancedPacket(p) => (
-                        p.interface_id as usize,
-                        u64::try_from(p.timestamp.as_nanos()).unwrap_or(u64::MAX),
-                        p.original_len,
-                        &p.data,
-                    ),
-                    Block::SimplePacket(p) => (0, 0, p.original_len, &p.data),
-                    Block::InterfaceDescription(_) | Block::SectionHeader(_) => {
-                        drop(block);
-                        refresh_ifaces(reader, ifaces);
+                let (iface, raw_ts, orig_len, data) = match kind {
+                    ENHANCED_PACKET_BLOCK => match blocks.epb(body) {
+                        Ok(p) => p,
+                        Err(e) => return end_of_file(stats, e),
+                    },
+                    SIMPLE_PACKET_BLOCK => match blocks.spb(body) {
+                        Ok((orig_len, data)) => (0, 0, orig_len, data),
+                        Err(e) => return end_of_file(stats, e),
+                    },
+                    INTERFACE_DESCRIPTION_BLOCK => match blocks.idb(body) {
+                        Ok((link, unit)) => {
+                            ifaces.add(link, unit);
+                            continue;
+                        }
+                        Err(e) => return end_of_file(stats, e),
+                    },
+                    SECTION_HEADER_BLOCK => {
+                        // A new section: its own byte order and interfaces.
+                        if let Err(e) = blocks.section_header(body) {
+                            return end_of_file(stats, e);
+                        }
+                        ifaces.clear();
                         continue;
                     }
                     _ => continue,
                 };
-                let Some(&(link, unit)) = ifaces.get(iface) else {
+                let Some(&(link, unit)) = ifaces.kept.get(iface as usize) else {
                     stats.packets += 1;
-                    count_malformed(stats, "packet on an undeclared interface");
+                    if u64::from(iface) < ifaces.declared {
+                        stats.iface_over_cap += 1;
+                    } else {
+                        count_malformed(stats, "packet on an undeclared interface");
+                    }
                     continue;
                 };
                 let Ok(link) = link else {
@@ -530,7 +883,7 @@ impl<R: Read> PcapSource<R> {
                 };
                 let trunc = (orig_len as usize) > data.len();
                 let ts = unit.to_ns(raw_ts);
-                if handle(stats, link, iface as u32, ts, data, trunc, &mut f).is_break() {
+                if handle(stats, link, iface, ts, data, trunc, &mut f).is_break() {
                     break;
                 }
             },
@@ -561,6 +914,10 @@ fn handle(
             stats.non_tcp += 1;
             ControlFlow::Continue(())
         }
+        Parsed::Fragment => {
+            stats.fragments += 1;
+            ControlFlow::Continue(())
+        }
         Parsed::Malformed(why) => {
             count_malformed(stats, why);
             ControlFlow::Continue(())
@@ -586,6 +943,11 @@ fn end_of_file(stats: &mut SourceStats, e: PcapError) -> Result<(), SourceError>
         }
         PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             stats.file_truncated = true;
+            Ok(())
+        }
+        // Only a raised stop flag lets an interrupted read through (`Retry`).
+        PcapError::IoError(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+            stats.interrupted = true;
             Ok(())
         }
         PcapError::IoError(io) => Err(SourceError::Io(io)),

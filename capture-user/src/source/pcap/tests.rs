@@ -195,6 +195,66 @@ fn non_tcp_malformed_and_truncated_are_counted() {
     assert_eq!(segs[0].4, b"012345", "payload as captured");
 }
 
+/// IP fragments are counted as fragments, not as non-TCP packets: the
+/// first fragment of a TCP segment (more-fragments bit), a later one
+/// (offset set), a UDP fragment and an IPv6 fragment header.
+#[test]
+fn ip_fragments_are_counted_apart_from_non_tcp() {
+    let first = {
+        let mut ip = ipv4_tcp(b"first half");
+        ip[6] = 0x20; // more fragments, offset 0
+        eth(&ip, 0x0800)
+    };
+    let later = {
+        let mut ip = ipv4_tcp(b"second half");
+        ip[6] = 0x00;
+        ip[7] = 0x03; // offset 24 bytes
+        eth(&ip, 0x0800)
+    };
+    let udp_frag = {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(53, 53)
+            .write(&mut v, b"dns")
+            .unwrap();
+        v[6] = 0x20;
+        eth(&v, 0x0800)
+    };
+    let v6_frag = {
+        // IPv6 header with next header 44 (fragment), then the 8-byte
+        // fragment header (next header TCP, offset 1) and some bytes.
+        let mut v = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        v.extend([0xfd; 16]);
+        v.extend([0xfe; 16]);
+        v.extend([6, 0, 0, 8, 0, 0, 0, 1]);
+        v.extend([0u8; 8]);
+        eth(&v, 0x86dd)
+    };
+    let udp = {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(53, 53)
+            .write(&mut v, b"dns")
+            .unwrap();
+        eth(&v, 0x0800)
+    };
+    let whole = eth(&ipv4_tcp(b"whole"), 0x0800);
+    let file = pcap_file(
+        DataLink::ETHERNET,
+        &[first, later, udp_frag, v6_frag, udp, whole].map(|p| {
+            let n = p.len() as u32;
+            (p, n)
+        }),
+    );
+    let (segs, st) = read_all(file);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].4, b"whole");
+    assert_eq!(
+        (st.packets, st.fragments, st.non_tcp, st.malformed),
+        (6, 4, 1, 0)
+    );
+}
+
 #[test]
 fn cut_payload_length_is_reported() {
     let full = eth(&ipv4_tcp(b"0123456789"), 0x0800);
@@ -254,6 +314,207 @@ fn pcapng_with_two_interfaces_and_tsresol() {
         "if_tsresol 9"
     );
     assert_eq!(st.unsupported_link, 1);
+}
+
+/// pcapng written by hand, in either byte order.
+struct Ng {
+    be: bool,
+    out: Vec<u8>,
+}
+
+impl Ng {
+    fn new(be: bool) -> Ng {
+        let mut n = Ng {
+            be,
+            out: Vec::new(),
+        };
+        n.section();
+        n
+    }
+
+    fn u16(&self, v: u16) -> [u8; 2] {
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn u32(&self, v: u32) -> [u8; 4] {
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn block(&mut self, kind: u32, mut body: Vec<u8>) {
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = body.len() as u32 + 12;
+        let (k, l) = (self.u32(kind), self.u32(len));
+        self.out.extend(k);
+        self.out.extend(l);
+        self.out.extend(body);
+        self.out.extend(l);
+    }
+
+    /// A Section Header Block in this byte order (starts a new section).
+    fn section(&mut self) {
+        let mut b = self.u32(0x1a2b_3c4d).to_vec();
+        b.extend(self.u16(1));
+        b.extend(self.u16(0));
+        b.extend([0xff; 8]);
+        self.block(0x0a0d_0d0a, b);
+    }
+
+    fn idb(&mut self, link: u16, tsresol: Option<u8>) {
+        let mut b = self.u16(link).to_vec();
+        b.extend([0, 0]);
+        b.extend(self.u32(0));
+        if let Some(r) = tsresol {
+            // An if_name first, so that the walk over options is exercised.
+            b.extend(self.u16(2));
+            b.extend(self.u16(3));
+            b.extend(b"lo\0\0");
+            b.extend(self.u16(9));
+            b.extend(self.u16(1));
+            b.extend([r, 0, 0, 0]);
+            b.extend([0, 0, 0, 0]);
+        }
+        self.block(1, b);
+    }
+
+    fn epb(&mut self, iface: u32, ts: u64, data: &[u8]) {
+        let mut b = self.u32(iface).to_vec();
+        b.extend(self.u32((ts >> 32) as u32));
+        b.extend(self.u32(ts as u32));
+        b.extend(self.u32(data.len() as u32));
+        b.extend(self.u32(data.len() as u32));
+        b.extend_from_slice(data);
+        self.block(6, b);
+    }
+}
+
+/// (interface, payload, timestamp) of every segment, and the counters.
+fn read_ifaces(file: Vec<u8>) -> (Vec<(u32, Vec<u8>, u64)>, SourceStats) {
+    let mut src = PcapSource::from_reader(Cursor::new(file)).unwrap();
+    let mut v = Vec::new();
+    src.for_each_segment(|s, _| {
+        v.push((s.iface, s.payload.to_vec(), s.ts_ns));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    (v, src.stats().clone())
+}
+
+/// 100,000 Interface Description Blocks (issue 7: the reader rebuilt its
+/// interface list at every one, quadratic: 40,000 took 4 s). Every
+/// interface up to the cap is kept with its own timestamp unit; a packet on
+/// an interface past the cap is counted, one on an undeclared interface is
+/// malformed. The time is printed, not asserted (benchmarks check speed).
+#[test]
+fn pcapng_with_100k_interfaces_is_read_in_linear_time_and_capped() {
+    let mut ng = Ng::new(false);
+    for i in 0..100_000u32 {
+        // Interface MAX_INTERFACES - 1 (the last kept) counts nanoseconds.
+        let res = (i as usize == MAX_INTERFACES - 1).then_some(9);
+        ng.idb(1, res);
+    }
+    let e = eth(&ipv4_tcp(b"x"), 0x0800);
+    let last = MAX_INTERFACES as u32 - 1;
+    for (iface, ts) in [(0, 1), (last, 2), (last + 1, 3), (99_999, 4), (100_000, 5)] {
+        ng.epb(iface, ts, &e);
+    }
+    let t = std::time::Instant::now();
+    let (segs, st) = read_ifaces(ng.out);
+    eprintln!("100,000 IDBs read in {:?}", t.elapsed());
+    assert_eq!(
+        segs,
+        [(0, b"x".to_vec(), 1000), (last, b"x".to_vec(), 2)],
+        "interface 0 in µs, the last kept one in ns"
+    );
+    assert_eq!(st.packets, 5);
+    assert_eq!(st.iface_over_cap, 2, "interfaces past the cap");
+    assert_eq!(st.malformed, 1, "interface 100000 was never declared");
+}
+
+/// A second section, big endian this time, starts with no interfaces.
+#[test]
+fn pcapng_sections_reset_interfaces_and_byte_order() {
+    let e = eth(&ipv4_tcp(b"le"), 0x0800);
+    let mut ng = Ng::new(false);
+    ng.idb(1, None);
+    ng.idb(101, Some(9));
+    ng.epb(1, 7, &ipv4_tcp(b"raw"));
+    let mut be = Ng::new(true);
+    be.epb(0, 1, &e); // before any interface of this section
+    be.idb(1, Some(3)); // milliseconds
+    be.epb(0, (1 << 32) + 2, &eth(&ipv4_tcp(b"be"), 0x0800));
+    be.epb(1, 3, &e); // interface 1 was declared in the first section only
+    ng.out.extend(be.out);
+    let (segs, st) = read_ifaces(ng.out);
+    assert_eq!(
+        segs,
+        [
+            (1, b"raw".to_vec(), 7),
+            (0, b"be".to_vec(), ((1u64 << 32) + 2) * 1_000_000)
+        ]
+    );
+    assert_eq!((st.packets, st.malformed), (4, 2));
+}
+
+/// Damaged framing: the same errors as pcap-file gave, and a cut block
+/// still reads what came before it.
+#[test]
+fn pcapng_framing_errors_and_cuts() {
+    let e = eth(&ipv4_tcp(b"ok"), 0x0800);
+    let mut ng = Ng::new(false);
+    ng.idb(1, None);
+    ng.epb(0, 1, &e);
+    let good = ng.out.clone();
+    ng.epb(0, 2, &e);
+    // Cut inside the second packet block.
+    let mut cut = ng.out.clone();
+    cut.truncate(cut.len() - 7);
+    let (segs, st) = read_ifaces(cut);
+    assert_eq!((segs.len(), st.file_truncated), (1, true));
+    // A trailer that disagrees with the length.
+    let mut bad_trailer = ng.out.clone();
+    let n = bad_trailer.len();
+    bad_trailer[n - 4] ^= 4;
+    // A length that is not a multiple of 4.
+    let mut bad_len = good.clone();
+    bad_len.extend(6u32.to_le_bytes());
+    bad_len.extend(13u32.to_le_bytes());
+    bad_len.extend(13u32.to_le_bytes());
+    // A captured length past the block.
+    let mut bad_cap = good.clone();
+    let mut b = Ng {
+        be: false,
+        out: Vec::new(),
+    };
+    b.epb(0, 1, &e);
+    b.out[20..24].copy_from_slice(&1000u32.to_le_bytes());
+    bad_cap.extend(b.out);
+    for (file, want) in [
+        (bad_trailer, "initial_length != trailer_length"),
+        (bad_len, "(initial_len % 4) != 0"),
+        (bad_cap, "captured_len + padding > block length"),
+    ] {
+        let mut src = PcapSource::from_reader(Cursor::new(file)).unwrap();
+        let mut n = 0;
+        let err = src
+            .for_each_segment(|_, _| {
+                n += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert_eq!(n, 1, "{want}: the packet before the damage");
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert!(chain.contains(want), "{chain}");
+    }
 }
 
 #[test]
@@ -395,4 +656,88 @@ proptest::proptest! {
         let lax = parse_packet_lax(link, 1, &data);
         proptest::prop_assert_eq!(parsed_repr(&data, &fast), parsed_repr(&data, &lax));
     }
+}
+
+/// A reader that fails its reads with EINTR every other time, and raises
+/// a stop flag when told to after a number of reads.
+struct Eintr {
+    data: Cursor<Vec<u8>>,
+    calls: usize,
+    raise_at: Option<(usize, &'static AtomicBool)>,
+}
+
+impl Read for Eintr {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if let Some((at, flag)) = self.raise_at {
+            if self.calls >= at {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        if self.calls % 2 == 1 {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        // Small reads, so that the file takes many.
+        let n = buf.len().min(7);
+        self.data.read(&mut buf[..n])
+    }
+}
+
+/// The stop flag ends reading between records and ends a read the signal
+/// interrupted; without it, interrupted reads are retried.
+#[test]
+fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
+    let p = eth(&ipv4_tcp(b"abc"), 0x0800);
+    let file = pcap_file(DataLink::ETHERNET, &vec![(p.clone(), p.len() as u32); 3]);
+    // EINTR all along, no flag: every packet.
+    let r = Eintr {
+        data: Cursor::new(file.clone()),
+        calls: 0,
+        raise_at: None,
+    };
+    let mut src = PcapSource::from_reader(r).unwrap();
+    let mut n = 0;
+    src.for_each_segment(|_, _| {
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!((n, src.stats().interrupted), (3, false));
+
+    // Raised between records: the next one is not read.
+    static BETWEEN: AtomicBool = AtomicBool::new(false);
+    let mut src = PcapSource::from_reader_until(Cursor::new(file.clone()), Some(&BETWEEN)).unwrap();
+    let mut n = 0;
+    src.for_each_segment(|_, _| {
+        n += 1;
+        if n == 2 {
+            BETWEEN.store(true, Ordering::Relaxed);
+        }
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(
+        (n, src.stats().interrupted, src.stats().packets),
+        (2, true, 2)
+    );
+
+    // Raised by the signal that interrupted a read (pcapng this time): the
+    // interrupted read ends reading, quietly.
+    static IN_READ: AtomicBool = AtomicBool::new(false);
+    let mut ng = Ng::new(false);
+    ng.idb(1, None);
+    for _ in 0..3 {
+        ng.epb(0, 1, &p);
+    }
+    let r = Eintr {
+        data: Cursor::new(ng.out),
+        calls: 0,
+        raise_at: Some((15, &IN_READ)),
+    };
+    let mut src = PcapSource::from_reader_until(r, Some(&IN_READ)).unwrap();
+    src.for_each_segment(|_, _| ControlFlow::Continue(()))
+        .unwrap();
+    let st = src.stats();
+    assert!(st.interrupted && !st.file_truncated, "{st:?}");
+    assert!(st.packets < 3, "{st:?}");
 }
