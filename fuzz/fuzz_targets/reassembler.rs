@@ -22,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
             max_message: 4096,
             max_inflated: 4096,
         },
+        // Small, so that memory-budget evictions are reached too.
+        max_memory: 16 * 1024,
     };
     let mut dec = Decoder::new(cfg);
     let mut sink = |_e: &Event<'_>| {};
