@@ -524,6 +524,8 @@ fn check_stopped(out: std::process::Output, sig: &str, file: &Path) -> u64 {
 /// is sent, so wstap is held mid-file by the full pipe.
 #[test]
 fn signal_stops_reading_a_large_file_with_summary_and_whole_lines() {
+    // ~10 MB, ten times the 1 MiB read buffer whose records are still
+    // decoded after a stop.
     let pk = conversation(40000, 8080, 60_000, 100);
     let f = write_capture("signal-big.pcap", &pk);
     for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {

@@ -9,6 +9,12 @@
 //! Linux SLL, is sliced by hand first (`fast_ipv4_tcp`, tested to agree with
 //! etherparse); anything else goes to etherparse.
 //!
+//! The file formats are framed by hand too, out of one read buffer
+//! (`ReadBuf`): classic pcap records (`PcapRecords`) and pcapng blocks
+//! (`NgBlocks`, with the framing checks pcap-file makes). pcap-file's
+//! readers kept every pcapng Interface Description Block (unbounded) and
+//! cost twice the time per small packet; its error type is kept.
+//!
 //! Never panics on malformed input: a packet that does not parse is counted
 //! (and the first few logged); a packet cut by the snap length is decoded as
 //! far as it was captured and counted as truncated (the flow table turns the
@@ -23,8 +29,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
-use pcap_file::pcap::PcapReader;
-use pcap_file::{PcapError, TsResolution};
+use pcap_file::PcapError;
 
 use super::Segment;
 
@@ -340,7 +345,7 @@ fn is_tcp(p: &LaxSlicedPacket<'_>) -> bool {
 
 enum Inner<R: Read> {
     Pcap {
-        reader: PcapReader<R>,
+        records: PcapRecords<R>,
         link: LinkType,
     },
     Ng {
@@ -426,13 +431,147 @@ const INTERFACE_DESCRIPTION_BLOCK: u32 = 1;
 const SIMPLE_PACKET_BLOCK: u32 = 3;
 const ENHANCED_PACKET_BLOCK: u32 = 6;
 
-/// Largest pcapng block read (a packet block holds one packet; snap lengths
-/// are at most 256 KiB in practice). A longer block is a corrupt file.
+/// Largest pcapng block or pcap record read (one holds one packet; snap
+/// lengths are at most 256 KiB in practice). A longer one is a corrupt file.
 const MAX_BLOCK: usize = 16 << 20;
 
 /// What the read buffer starts with (it grows up to [`MAX_BLOCK`] for a
 /// block that does not fit).
-const NG_BUFFER: usize = 1 << 20;
+const READ_BUFFER: usize = 1 << 20;
+
+/// The file's bytes, read in large chunks; records are parsed in place.
+struct ReadBuf<R: Read> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[pos..len]`.
+    pos: usize,
+    len: usize,
+}
+
+impl<R: Read> ReadBuf<R> {
+    fn new(reader: R) -> Self {
+        ReadBuf {
+            reader,
+            buf: vec![0; READ_BUFFER],
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    /// Makes `n` (at most [`MAX_BLOCK`]) unread bytes available; false at
+    /// the end of the file.
+    #[inline]
+    fn fill_to(&mut self, n: usize) -> Result<bool, PcapError> {
+        if self.len - self.pos >= n {
+            return Ok(true);
+        }
+        self.fill_slow(n)
+    }
+
+    #[inline(never)]
+    fn fill_slow(&mut self, n: usize) -> Result<bool, PcapError> {
+        while self.len - self.pos < n {
+            if self.buf.len() - self.pos < n {
+                self.buf.copy_within(self.pos..self.len, 0);
+                self.len -= self.pos;
+                self.pos = 0;
+                if self.buf.len() < n {
+                    self.buf.resize(n.next_power_of_two().min(MAX_BLOCK), 0);
+                }
+            }
+            match self.reader.read(&mut self.buf[self.len..]) {
+                Ok(0) => return Ok(false),
+                Ok(got) => self.len += got,
+                Err(e) => return Err(PcapError::IoError(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// True at a clean end of the file (nothing left, nothing more to read).
+    fn at_end(&mut self) -> Result<bool, PcapError> {
+        Ok(self.pos == self.len && !self.fill_to(1)?)
+    }
+}
+
+/// One classic pcap record: timestamp in nanoseconds, original length,
+/// captured bytes.
+type PcapRecord<'a> = (u64, u32, &'a [u8]);
+
+/// Classic pcap records straight out of a read buffer (pcap-file's reader
+/// did the same checks: only the record's length matters).
+struct PcapRecords<R: Read> {
+    rd: ReadBuf<R>,
+    big_endian: bool,
+    nanos: bool,
+    /// The link type code of the file header.
+    link: u32,
+}
+
+impl<R: Read> PcapRecords<R> {
+    /// Reads the 24-byte file header.
+    fn new(reader: R) -> Result<Self, PcapError> {
+        let mut rd = ReadBuf::new(reader);
+        if !rd.fill_to(24)? {
+            return Err(cut());
+        }
+        let h = &rd.buf[..24];
+        let (big_endian, nanos) = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+            0xa1b2_c3d4 => (true, false),
+            0xa1b2_3c4d => (true, true),
+            0xd4c3_b2a1 => (false, false),
+            0x4d3c_b2a1 => (false, true),
+            _ => return Err(bad("PcapHeader: wrong magic number")),
+        };
+        let l = [h[20], h[21], h[22], h[23]];
+        let link = if big_endian {
+            u32::from_be_bytes(l)
+        } else {
+            u32::from_le_bytes(l)
+        };
+        rd.pos = 24;
+        Ok(PcapRecords {
+            rd,
+            big_endian,
+            nanos,
+            link,
+        })
+    }
+
+    /// The next record: timestamp in nanoseconds, original length and the
+    /// captured bytes; `None` at a clean end of file.
+    #[inline]
+    fn next_record(&mut self) -> Result<Option<PcapRecord<'_>>, PcapError> {
+        if self.rd.at_end()? {
+            return Ok(None);
+        }
+        if !self.rd.fill_to(16)? {
+            return Err(cut());
+        }
+        let at = self.rd.pos;
+        let h = &self.rd.buf[at..at + 16];
+        let word = |i: usize| {
+            let w = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if self.big_endian {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        };
+        let (sec, frac, incl, orig) = (word(0), word(4), word(8) as usize, word(12));
+        let frac = u64::from(frac) * if self.nanos { 1 } else { 1000 };
+        let ts = u64::from(sec) * 1_000_000_000 + frac;
+        if incl > MAX_BLOCK - 16 {
+            return Err(bad("PcapPacket: longer than the 16 MiB wstap reads"));
+        }
+        if !self.rd.fill_to(16 + incl)? {
+            return Err(cut());
+        }
+        let at = self.rd.pos + 16;
+        self.rd.pos = at + incl;
+        Ok(Some((ts, orig, &self.rd.buf[at..at + incl])))
+    }
+}
 
 /// pcapng blocks straight out of a read buffer: the framing (type, length,
 /// trailer) is checked as pcap-file checks it, then the four block types
@@ -441,11 +580,7 @@ const NG_BUFFER: usize = 1 << 20;
 /// lasts, which wstap cannot bound; here the caller keeps what it needs of
 /// each one ([`Ifaces`]), in constant time per block.
 struct NgBlocks<R: Read> {
-    reader: R,
-    buf: Vec<u8>,
-    /// Unread bytes are `buf[pos..len]`.
-    pos: usize,
-    len: usize,
+    rd: ReadBuf<R>,
     /// Byte order of the current section.
     big_endian: bool,
 }
@@ -463,10 +598,7 @@ impl<R: Read> NgBlocks<R> {
     /// Reads the first Section Header Block.
     fn new(reader: R) -> Result<Self, PcapError> {
         let mut b = NgBlocks {
-            reader,
-            buf: vec![0; NG_BUFFER],
-            pos: 0,
-            len: 0,
+            rd: ReadBuf::new(reader),
             big_endian: false,
         };
         match b.next_block()? {
@@ -475,26 +607,6 @@ impl<R: Read> NgBlocks<R> {
             None => return Err(cut()),
         }
         Ok(b)
-    }
-
-    /// Makes `n` unread bytes available; false at the end of the file.
-    fn fill_to(&mut self, n: usize) -> Result<bool, PcapError> {
-        while self.len - self.pos < n {
-            if self.buf.len() - self.pos < n {
-                self.buf.copy_within(self.pos..self.len, 0);
-                self.len -= self.pos;
-                self.pos = 0;
-                if self.buf.len() < n {
-                    self.buf.resize(n.next_power_of_two().min(MAX_BLOCK), 0);
-                }
-            }
-            match self.reader.read(&mut self.buf[self.len..]) {
-                Ok(0) => return Ok(false),
-                Ok(got) => self.len += got,
-                Err(e) => return Err(PcapError::IoError(e)),
-            }
-        }
-        Ok(true)
     }
 
     fn u32_at(&self, b: &[u8], at: usize) -> u32 {
@@ -518,13 +630,13 @@ impl<R: Read> NgBlocks<R> {
     /// The next block: its type and the range of its body in the buffer
     /// (valid until the next call); `None` at a clean end of file.
     fn next_block(&mut self) -> Result<Option<(u32, std::ops::Range<usize>)>, PcapError> {
-        if self.pos == self.len && !self.fill_to(1)? {
+        if self.rd.at_end()? {
             return Ok(None);
         }
-        if !self.fill_to(12)? {
+        if !self.rd.fill_to(12)? {
             return Err(cut());
         }
-        let head = &self.buf[self.pos..self.pos + 12];
+        let head = &self.rd.buf[self.rd.pos..self.rd.pos + 12];
         let kind = self.u32_at(head, 0);
         let len = if kind == SECTION_HEADER_BLOCK {
             // The byte order is the new section's, told by its magic.
@@ -547,13 +659,13 @@ impl<R: Read> NgBlocks<R> {
         if len > MAX_BLOCK {
             return Err(bad("Block: longer than the 16 MiB wstap reads"));
         }
-        if !self.fill_to(len)? {
+        if !self.rd.fill_to(len)? {
             return Err(cut());
         }
-        let start = self.pos;
+        let start = self.rd.pos;
         let trailer = if kind == SECTION_HEADER_BLOCK {
-            let t = &self.buf[start + len - 4..start + len];
-            let magic = &self.buf[start + 8..start + 12];
+            let t = &self.rd.buf[start + len - 4..start + len];
+            let magic = &self.rd.buf[start + 8..start + 12];
             let w = [t[0], t[1], t[2], t[3]];
             if magic == [0x1a, 0x2b, 0x3c, 0x4d] {
                 u32::from_be_bytes(w)
@@ -561,18 +673,18 @@ impl<R: Read> NgBlocks<R> {
                 u32::from_le_bytes(w)
             }
         } else {
-            self.u32_at(&self.buf, start + len - 4)
+            self.u32_at(&self.rd.buf, start + len - 4)
         };
         if trailer as usize != len {
             return Err(bad("Block: initial_length != trailer_length"));
         }
-        self.pos += len;
+        self.rd.pos += len;
         Ok(Some((kind, start + 8..start + len - 4)))
     }
 
     /// A Section Header Block: sets the byte order of what follows.
     fn section_header(&mut self, body: std::ops::Range<usize>) -> Result<(), PcapError> {
-        let b = &self.buf[body];
+        let b = &self.rd.buf[body];
         if b.len() < 16 {
             return Err(bad("SectionHeaderBlock: block length < 16"));
         }
@@ -584,7 +696,7 @@ impl<R: Read> NgBlocks<R> {
     /// (`if_tsresol`, microseconds when absent). Options are walked only as
     /// far as they are well formed.
     fn idb(&self, body: std::ops::Range<usize>) -> Result<(u32, TsUnit), PcapError> {
-        let b = &self.buf[body];
+        let b = &self.rd.buf[body];
         if b.len() < 8 {
             return Err(bad("InterfaceDescriptionBlock: block length < 8"));
         }
@@ -608,7 +720,7 @@ impl<R: Read> NgBlocks<R> {
     /// An Enhanced Packet Block: interface id, raw timestamp, original
     /// length and the captured bytes (options are not read).
     fn epb(&self, body: std::ops::Range<usize>) -> Result<(u32, u64, u32, &[u8]), PcapError> {
-        let b = &self.buf[body];
+        let b = &self.rd.buf[body];
         if b.len() < 20 {
             return Err(bad("EnhancedPacketBlock: block length length < 20"));
         }
@@ -627,7 +739,7 @@ impl<R: Read> NgBlocks<R> {
     /// A Simple Packet Block (interface 0): original length and the
     /// captured bytes (the padding cut off).
     fn spb(&self, body: std::ops::Range<usize>) -> Result<(u32, &[u8]), PcapError> {
-        let b = &self.buf[body];
+        let b = &self.rd.buf[body];
         if b.len() < 4 {
             return Err(bad("SimplePacketBlock: block length < 4"));
         }
@@ -642,7 +754,6 @@ impl<R: Read> NgBlocks<R> {
 pub struct PcapSource<R: Read> {
     inner: Inner<R>,
     stats: SourceStats,
-    stop: Option<&'static AtomicBool>,
 }
 
 /// How many malformed packets are logged one by one before only counting.
@@ -652,8 +763,9 @@ const LOG_MALFORMED: u64 = 5;
 pub type FileSource = PcapSource<PcapChain<File>>;
 
 impl FileSource {
-    /// Opens a pcap or pcapng file (format by magic number). pcap-file
-    /// buffers the reads itself, so the file is not wrapped in a BufReader.
+    /// Opens a pcap or pcapng file (format by magic number). The parsers
+    /// read in large chunks themselves, so the file is not wrapped in a
+    /// BufReader.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         Self::open_until(path, None)
     }
@@ -700,18 +812,25 @@ fn stopped(stop: Option<&AtomicBool>) -> bool {
     stop.is_some_and(|s| s.load(Ordering::Relaxed))
 }
 
-/// A reader that retries reads interrupted by a signal (EINTR), unless the
-/// stop flag is up: then the interruption is handed on, and reading ends.
-pub struct Retry<R> {
+/// The file under the parsers: once the stop flag is up, every read fails
+/// with `Interrupted`, which ends reading (the parsers first finish the
+/// records already in their buffer, 1 MiB at a time). A read interrupted by
+/// a signal (EINTR) is retried unless that signal raised the flag. The
+/// flag is looked at once per read, not per record: a check per packet
+/// cost 5-10 % on captures of small packets.
+pub struct StopReader<R> {
     inner: R,
     stop: Option<&'static AtomicBool>,
 }
 
-impl<R: Read> Read for Retry<R> {
+impl<R: Read> Read for StopReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
+            if stopped(self.stop) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
             match self.inner.read(buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stopped(self.stop) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 r => return r,
             }
         }
@@ -725,13 +844,13 @@ impl<R: Read> PcapSource<PcapChain<R>> {
     }
 
     /// Like [`from_reader`](Self::from_reader), with a stop flag (raised by
-    /// a signal handler): once it is up, [`for_each_segment`]
-    /// (Self::for_each_segment) stops before the next record and sets
-    /// [`SourceStats::interrupted`], and a read the signal interrupted
-    /// (EINTR: a FIFO or pipe waiting for data) ends instead of being
-    /// retried.
+    /// a signal handler): once it is up, nothing more is read from `r`
+    /// ([`StopReader`]; a read the signal interrupted, on a FIFO or pipe
+    /// waiting for data, ends too), [`for_each_segment`]
+    /// (Self::for_each_segment) returns after the records already read and
+    /// [`SourceStats::interrupted`] is set.
     pub fn from_reader_until(r: R, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
-        let mut r = Retry { inner: r, stop };
+        let mut r = StopReader { inner: r, stop };
         let mut magic = [0u8; 4];
         let mut got = 0;
         while got < 4 {
@@ -762,9 +881,9 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         };
         let inner = match m {
             0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 => {
-                let reader = PcapReader::new(chained).map_err(corrupt("pcap"))?;
-                let link = LinkType::from_code(u32::from(reader.header().datalink))?;
-                Inner::Pcap { reader, link }
+                let records = PcapRecords::new(chained).map_err(corrupt("pcap"))?;
+                let link = LinkType::from_code(records.link)?;
+                Inner::Pcap { records, link }
             }
             0x0a0d0d0a => Inner::Ng {
                 blocks: NgBlocks::new(chained).map_err(corrupt("pcapng"))?,
@@ -775,14 +894,13 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         Ok(PcapSource {
             inner,
             stats: SourceStats::default(),
-            stop,
         })
     }
 }
 
 /// The reader type behind [`PcapSource::from_reader`] (the magic number is
 /// read first, then put back in front).
-pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, Retry<R>>;
+pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, StopReader<R>>;
 
 impl<R: Read> PcapSource<R> {
     pub fn stats(&self) -> &SourceStats {
@@ -806,90 +924,96 @@ impl<R: Read> PcapSource<R> {
         mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         let stats = &mut self.stats;
-        let stop = self.stop;
         match &mut self.inner {
-            Inner::Pcap { reader, link } => {
-                let nanos = reader.header().ts_resolution == TsResolution::NanoSecond;
-                // Raw records: pcap-file's checked packets refuse an original
-                // length above the snap length, which is exactly what a
-                // capture with a short snap length holds.
-                while let Some(res) = reader.next_raw_packet() {
-                    if stopped(stop) {
-                        stats.interrupted = true;
-                        break;
-                    }
-                    let pkt = match res {
-                        Ok(p) => p,
-                        Err(e) => return end_of_file(stats, e),
-                    };
-                    let frac = u64::from(pkt.ts_frac);
-                    let frac = if nanos { frac } else { frac * 1000 };
-                    let ts = u64::from(pkt.ts_sec) * 1_000_000_000 + frac;
-                    let trunc = (pkt.orig_len as usize) > pkt.data.len();
-                    if handle(stats, *link, 0, ts, &pkt.data, trunc, &mut f).is_break() {
-                        break;
-                    }
-                }
-            }
-            Inner::Ng { blocks, ifaces } => loop {
-                if stopped(stop) {
-                    stats.interrupted = true;
-                    break;
-                }
-                let (kind, body) = match blocks.next_block() {
-                    Ok(None) => break,
-                    Ok(Some(b)) => b,
-                    Err(e) => return end_of_file(stats, e),
-                };
-                let (iface, raw_ts, orig_len, data) = match kind {
-                    ENHANCED_PACKET_BLOCK => match blocks.epb(body) {
-                        Ok(p) => p,
-                        Err(e) => return end_of_file(stats, e),
-                    },
-                    SIMPLE_PACKET_BLOCK => match blocks.spb(body) {
-                        Ok((orig_len, data)) => (0, 0, orig_len, data),
-                        Err(e) => return end_of_file(stats, e),
-                    },
-                    INTERFACE_DESCRIPTION_BLOCK => match blocks.idb(body) {
-                        Ok((link, unit)) => {
-                            ifaces.add(link, unit);
-                            continue;
-                        }
-                        Err(e) => return end_of_file(stats, e),
-                    },
-                    SECTION_HEADER_BLOCK => {
-                        // A new section: its own byte order and interfaces.
-                        if let Err(e) = blocks.section_header(body) {
-                            return end_of_file(stats, e);
-                        }
-                        ifaces.clear();
-                        continue;
-                    }
-                    _ => continue,
-                };
-                let Some(&(link, unit)) = ifaces.kept.get(iface as usize) else {
-                    stats.packets += 1;
-                    if u64::from(iface) < ifaces.declared {
-                        stats.iface_over_cap += 1;
-                    } else {
-                        count_malformed(stats, "packet on an undeclared interface");
-                    }
-                    continue;
-                };
-                let Ok(link) = link else {
-                    stats.packets += 1;
-                    stats.unsupported_link += 1;
-                    continue;
-                };
-                let trunc = (orig_len as usize) > data.len();
-                let ts = unit.to_ns(raw_ts);
-                if handle(stats, link, iface, ts, data, trunc, &mut f).is_break() {
-                    break;
-                }
-            },
+            Inner::Pcap { records, link } => read_pcap(records, *link, stats, &mut f),
+            Inner::Ng { blocks, ifaces } => read_pcapng(blocks, ifaces, stats, &mut f),
         }
-        Ok(())
     }
+}
+
+/// The records of a classic pcap file, see [`PcapSource::for_each_segment`].
+fn read_pcap<R: Read>(
+    records: &mut PcapRecords<R>,
+    link: LinkType,
+    stats: &mut SourceStats,
+    mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,
+) -> Result<(), SourceError> {
+    // An original length above the snap length is exactly what a capture
+    // with a short snap length holds: counted as truncated, not refused.
+    loop {
+        let (ts, orig_len, data) = match records.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => return end_of_file(stats, e),
+        };
+        let trunc = (orig_len as usize) > data.len();
+        if handle(stats, link, 0, ts, data, trunc, &mut f).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The blocks of a pcapng file, see [`PcapSource::for_each_segment`].
+fn read_pcapng<R: Read>(
+    blocks: &mut NgBlocks<R>,
+    ifaces: &mut Ifaces,
+    stats: &mut SourceStats,
+    mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,
+) -> Result<(), SourceError> {
+    loop {
+        let (kind, body) = match blocks.next_block() {
+            Ok(None) => break,
+            Ok(Some(b)) => b,
+            Err(e) => return end_of_file(stats, e),
+        };
+        let (iface, raw_ts, orig_len, data) = match kind {
+            ENHANCED_PACKET_BLOCK => match blocks.epb(body) {
+                Ok(p) => p,
+                Err(e) => return end_of_file(stats, e),
+            },
+            SIMPLE_PACKET_BLOCK => match blocks.spb(body) {
+                Ok((orig_len, data)) => (0, 0, orig_len, data),
+                Err(e) => return end_of_file(stats, e),
+            },
+            INTERFACE_DESCRIPTION_BLOCK => match blocks.idb(body) {
+                Ok((link, unit)) => {
+                    ifaces.add(link, unit);
+                    continue;
+                }
+                Err(e) => return end_of_file(stats, e),
+            },
+            SECTION_HEADER_BLOCK => {
+                // A new section: its own byte order and interfaces.
+                if let Err(e) = blocks.section_header(body) {
+                    return end_of_file(stats, e);
+                }
+                ifaces.clear();
+                continue;
+            }
+            _ => continue,
+        };
+        let Some(&(link, unit)) = ifaces.kept.get(iface as usize) else {
+            stats.packets += 1;
+            if u64::from(iface) < ifaces.declared {
+                stats.iface_over_cap += 1;
+            } else {
+                count_malformed(stats, "packet on an undeclared interface");
+            }
+            continue;
+        };
+        let Ok(link) = link else {
+            stats.packets += 1;
+            stats.unsupported_link += 1;
+            continue;
+        };
+        let trunc = (orig_len as usize) > data.len();
+        let ts = unit.to_ns(raw_ts);
+        if handle(stats, link, iface, ts, data, trunc, &mut f).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Parses one packet and hands it on if it is TCP.
@@ -945,7 +1069,8 @@ fn end_of_file(stats: &mut SourceStats, e: PcapError) -> Result<(), SourceError>
             stats.file_truncated = true;
             Ok(())
         }
-        // Only a raised stop flag lets an interrupted read through (`Retry`).
+        // Only a raised stop flag lets an interrupted read through
+        // (`StopReader`).
         PcapError::IoError(io) if io.kind() == std::io::ErrorKind::Interrupted => {
             stats.interrupted = true;
             Ok(())

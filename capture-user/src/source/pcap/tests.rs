@@ -517,6 +517,67 @@ fn pcapng_framing_errors_and_cuts() {
     }
 }
 
+/// Classic pcap in both byte orders and both timestamp resolutions (the
+/// records are framed by hand), and a record length no capture has.
+#[test]
+fn pcap_byte_orders_resolutions_and_a_hostile_record_length() {
+    let p = eth(&ipv4_tcp(b"abc"), 0x0800);
+    for endianness in [pcap_file::Endianness::Big, pcap_file::Endianness::Little] {
+        for (res, want) in [
+            (
+                pcap_file::TsResolution::MicroSecond,
+                1_700_000_000_000_007_000,
+            ),
+            (
+                pcap_file::TsResolution::NanoSecond,
+                1_700_000_000_000_007_001,
+            ),
+        ] {
+            let header = PcapHeader {
+                datalink: DataLink::ETHERNET,
+                endianness,
+                ts_resolution: res,
+                ..Default::default()
+            };
+            let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+            let ts = Duration::new(1_700_000_000, 7001);
+            w.write_packet(&PcapPacket::new(ts, 100, &p)).unwrap();
+            let (segs, st) = read_all(w.into_writer());
+            let ctx = format!("{endianness:?} {res:?}");
+            assert_eq!(segs.len(), 1, "{ctx}");
+            assert_eq!(
+                (segs[0].4.as_slice(), segs[0].5),
+                (&b"abc"[..], want),
+                "{ctx}"
+            );
+            assert_eq!(st.truncated, 1, "{ctx}: original length 100");
+        }
+    }
+    // A record claiming 1 GiB after a good one: an error naming it, after
+    // the good packet was handed on.
+    let mut file = pcap_file(DataLink::ETHERNET, &[(p.clone(), p.len() as u32)]);
+    let be = file[..4] == [0xa1, 0xb2, 0xc3, 0xd4];
+    for v in [1_700_000_000u32, 0, 1 << 30, 1 << 30] {
+        file.extend(if be { v.to_be_bytes() } else { v.to_le_bytes() });
+    }
+    file.extend([0u8; 64]);
+    let mut src = PcapSource::from_reader(Cursor::new(file)).unwrap();
+    let mut n = 0;
+    let e = src
+        .for_each_segment(|_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    assert_eq!(n, 1);
+    let chain = format!("{:#}", anyhow::Error::from(e));
+    assert_eq!(
+        chain,
+        "corrupt capture file after 1 packets: Invalid field value: \
+         PcapPacket: longer than the 16 MiB wstap reads"
+    );
+}
+
 #[test]
 fn errors_name_the_problem() {
     let e = PcapSource::from_reader(Cursor::new(b"GET / HTTP/1.1".to_vec()))
@@ -658,11 +719,13 @@ proptest::proptest! {
     }
 }
 
-/// A reader that fails its reads with EINTR every other time, and raises
-/// a stop flag when told to after a number of reads.
+/// A reader that gives at most 7 bytes a read, fails every other read
+/// with EINTR (with `eintr`), and raises a stop flag when told to after a
+/// number of reads.
 struct Eintr {
     data: Cursor<Vec<u8>>,
     calls: usize,
+    eintr: bool,
     raise_at: Option<(usize, &'static AtomicBool)>,
 }
 
@@ -674,7 +737,7 @@ impl Read for Eintr {
                 flag.store(true, Ordering::Relaxed);
             }
         }
-        if self.calls % 2 == 1 {
+        if self.eintr && self.calls % 2 == 1 {
             return Err(std::io::ErrorKind::Interrupted.into());
         }
         // Small reads, so that the file takes many.
@@ -683,8 +746,8 @@ impl Read for Eintr {
     }
 }
 
-/// The stop flag ends reading between records and ends a read the signal
-/// interrupted; without it, interrupted reads are retried.
+/// The stop flag ends reading at the next read from the file and ends a
+/// read the signal interrupted; without it, interrupted reads are retried.
 #[test]
 fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
     let p = eth(&ipv4_tcp(b"abc"), 0x0800);
@@ -693,6 +756,7 @@ fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
     let r = Eintr {
         data: Cursor::new(file.clone()),
         calls: 0,
+        eintr: true,
         raise_at: None,
     };
     let mut src = PcapSource::from_reader(r).unwrap();
@@ -704,22 +768,40 @@ fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
     .unwrap();
     assert_eq!((n, src.stats().interrupted), (3, false));
 
-    // Raised between records: the next one is not read.
+    // Raised between records: nothing more is read from the file (what
+    // is already in the parser's buffer is; here the reads are small, so
+    // that is not the next packet).
     static BETWEEN: AtomicBool = AtomicBool::new(false);
-    let mut src = PcapSource::from_reader_until(Cursor::new(file.clone()), Some(&BETWEEN)).unwrap();
+    let r = Eintr {
+        data: Cursor::new(file.clone()),
+        calls: 0,
+        eintr: false,
+        raise_at: None,
+    };
+    let mut src = PcapSource::from_reader_until(r, Some(&BETWEEN)).unwrap();
     let mut n = 0;
     src.for_each_segment(|_, _| {
         n += 1;
-        if n == 2 {
-            BETWEEN.store(true, Ordering::Relaxed);
-        }
+        BETWEEN.store(true, Ordering::Relaxed);
         ControlFlow::Continue(())
     })
     .unwrap();
     assert_eq!(
         (n, src.stats().interrupted, src.stats().packets),
-        (2, true, 2)
+        (1, true, 1)
     );
+    // A whole file in one read: its records are all decoded, then reading
+    // stops at the next read.
+    static AFTER: AtomicBool = AtomicBool::new(false);
+    let mut src = PcapSource::from_reader_until(Cursor::new(file.clone()), Some(&AFTER)).unwrap();
+    let mut n = 0;
+    src.for_each_segment(|_, _| {
+        n += 1;
+        AFTER.store(true, Ordering::Relaxed);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!((n, src.stats().interrupted), (3, true));
 
     // Raised by the signal that interrupted a read (pcapng this time): the
     // interrupted read ends reading, quietly.
@@ -732,6 +814,7 @@ fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
     let r = Eintr {
         data: Cursor::new(ng.out),
         calls: 0,
+        eintr: true,
         raise_at: Some((15, &IN_READ)),
     };
     let mut src = PcapSource::from_reader_until(r, Some(&IN_READ)).unwrap();
