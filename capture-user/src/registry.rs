@@ -308,6 +308,7 @@ impl Conn {
     }
 
     /// Memory the connection holds now.
+    #[inline]
     fn mem_now(&self) -> usize {
         match &self.state {
             ConnState::Tcp { tcp, stack } => tcp.mem() + stack.mem(),
@@ -328,7 +329,11 @@ pub struct Decoder {
     /// id ([`Decoder::push_plain`]).
     keys: HashMap<ConnId, Key>,
     next_id: ConnId,
+    /// Counters of events (and of what the registry itself sees).
     stats: DecodeStats,
+    /// Counters TCP reassembly keeps where no event is (retransmitted
+    /// bytes, out-of-order segments, ...); added to `stats` when read.
+    tcp_stats: FlowStats,
     /// Latest capture time seen (timestamps may step back a little).
     now_ns: u64,
     last_sweep_ns: u64,
@@ -360,6 +365,7 @@ impl Decoder {
             keys: HashMap::default(),
             next_id: 1,
             stats: DecodeStats::default(),
+            tcp_stats: FlowStats::default(),
             now_ns: 0,
             last_sweep_ns: 0,
             last_ts_ns: 0,
@@ -431,7 +437,9 @@ impl Decoder {
 
     /// Counters so far.
     pub fn stats(&self) -> DecodeStats {
-        self.stats.clone()
+        let mut s = self.stats.clone();
+        s.flow.add(&self.tcp_stats);
+        s
     }
 
     /// Connections currently tracked (tombstones included).
@@ -465,37 +473,52 @@ impl Decoder {
         if syn {
             self.replace_on_syn(key, seg, ack, sink);
         }
-        if !self.conns.contains_key(&key) {
-            if seg.payload.is_empty() && lost == 0 && !syn {
-                self.stats.flow.untracked_segments += 1;
-                return;
-            }
-            let (initiator, responder, known) = match (syn, ack) {
-                (true, false) => (seg.src, seg.dst, true),
-                (true, true) => (seg.dst, seg.src, true),
-                _ => (seg.src, seg.dst, false),
-            };
-            let tcp_role = if known {
-                Role::known(Side::Initiator)
-            } else {
-                Role::default()
-            };
-            let state = ConnState::Tcp {
-                tcp: TcpConn::new(self.cfg.flow.max_held),
-                stack: Box::new(Stack::new(&self.cfg.proto)),
-            };
-            self.insert(key, initiator, responder, tcp_role, state, seg.ts_ns, sink);
+        if self.feed_tcp(key, seg, lost, sink) {
+            return;
         }
+        if seg.payload.is_empty() && lost == 0 && !syn {
+            self.stats.flow.untracked_segments += 1;
+            return;
+        }
+        let (initiator, responder, known) = match (syn, ack) {
+            (true, false) => (seg.src, seg.dst, true),
+            (true, true) => (seg.dst, seg.src, true),
+            _ => (seg.src, seg.dst, false),
+        };
+        let tcp_role = if known {
+            Role::known(Side::Initiator)
+        } else {
+            Role::default()
+        };
+        let state = ConnState::Tcp {
+            tcp: TcpConn::new(self.cfg.flow.max_held),
+            stack: Box::new(Stack::new(&self.cfg.proto)),
+        };
+        self.insert(key, initiator, responder, tcp_role, state, seg.ts_ns, sink);
+        self.feed_tcp(key, seg, lost, sink);
+    }
+
+    /// Feeds `seg` to the connection at `key` (one table lookup: this is
+    /// the hot path) and accounts its memory. False when there is none.
+    fn feed_tcp(
+        &mut self,
+        key: Key,
+        seg: &Segment<'_>,
+        lost: u32,
+        sink: &mut dyn EventSink,
+    ) -> bool {
         let Decoder {
             conns,
             stats,
+            tcp_stats,
             now_ns,
             fin_waits,
+            mem_total,
             ..
         } = self;
         let now_ns = *now_ns;
         let Some(conn) = conns.get_mut(&key) else {
-            return;
+            return false;
         };
         conn.last_ns = now_ns;
         let side = if seg.src == conn.addrs.initiator {
@@ -506,25 +529,23 @@ impl Decoder {
         let info = conn.info();
         let (tcp_role, role) = (conn.tcp_role, &mut conn.role);
         let ConnState::Tcp { tcp, stack } = &mut conn.state else {
-            stats.flow.bytes_after_end += seg.payload.len() as u64;
-            return;
+            tcp_stats.bytes_after_end += seg.payload.len() as u64;
+            return true;
         };
         let mut out = Out {
             ts_ns: seg.ts_ns,
             stats,
             sink,
         };
-        let mut flow = FlowStats::default();
         let outcome = tcp.on_segment(
             side,
             seg.seq,
             seg.flags,
             seg.payload,
             lost,
-            &mut flow,
+            tcp_stats,
             &mut |side, o| on_tcp(stack, &info, tcp_role, role, &mut out, side, o),
         );
-        out.stats.flow.add(&flow);
         match outcome {
             Outcome::Closed { reset } => conn.release(Release::Closed { reset }, &mut out),
             Outcome::Open if flow_fin_waits(&conn.state) && !conn.fin_wait_queued => {
@@ -534,7 +555,13 @@ impl Decoder {
             }
             Outcome::Open => {}
         }
-        self.account(&key, seg.ts_ns, sink);
+        let mem = conn.mem_now();
+        *mem_total = *mem_total - conn.mem + mem;
+        conn.mem = mem;
+        if *mem_total > self.cfg.max_memory {
+            self.shed_memory(seg.ts_ns, sink);
+        }
+        true
     }
 
     /// Ends the waits of FINs behind holes that are over.

@@ -123,6 +123,7 @@ impl Assembler {
     }
 
     /// Memory this direction holds (held bytes plus bookkeeping).
+    #[inline]
     pub fn mem(&self) -> usize {
         self.held_cost
     }

@@ -273,6 +273,7 @@ impl TcpConn {
     }
 
     /// Memory both directions hold (counted against the decoder's budget).
+    #[inline]
     pub fn mem(&self) -> usize {
         self.halves.both().iter().map(|h| h.asm.mem()).sum()
     }

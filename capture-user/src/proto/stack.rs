@@ -148,6 +148,7 @@ impl Stack {
     }
 
     /// Memory the stack holds (counted against the decoder's budget).
+    #[inline]
     pub fn mem(&self) -> usize {
         let probes: usize = self
             .routes

@@ -112,6 +112,7 @@ impl Default for Http {
 impl Http {
     /// Memory held: heads being read, client bytes awaiting the upgrade
     /// reply, requests awaiting their responses.
+    #[inline]
     pub fn mem(&self) -> usize {
         let halves: usize = self
             .halves

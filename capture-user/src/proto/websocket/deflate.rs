@@ -76,6 +76,7 @@ impl Inflater {
     }
 
     /// Memory held between messages.
+    #[inline]
     pub fn mem(&self) -> usize {
         self.history.capacity()
     }

@@ -69,6 +69,7 @@ impl WebSocket {
     }
 
     /// Memory both sides' streams hold.
+    #[inline]
     pub fn mem(&self) -> usize {
         self.streams
             .both()

@@ -370,6 +370,7 @@ impl WsStream {
 
     /// Memory this direction holds: the stream itself, a message or control
     /// frame in progress, the hunt buffer and the inflate history.
+    #[inline]
     pub fn mem(&self) -> usize {
         let hunt = match &self.sync {
             Sync::Hunting { buf, .. } => buf.capacity(),
