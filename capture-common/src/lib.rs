@@ -8,6 +8,11 @@
 //!
 //! # Records
 //!
+//! Every ring record starts with a [`RecordPrefix`]: a [`kind`] byte and the
+//! [`WIRE_VERSION`] byte. User space checks both before reading further and
+//! counts a record it cannot read (unknown kind or version, or shorter than
+//! its header says) instead of dropping it silently.
+//!
 //! Every matching TCP segment becomes one or more ring records. A record is a
 //! [`RecordHeader`] immediately followed by `chunk_len` payload bytes (the
 //! ring item is exactly `size_of::<RecordHeader>() + chunk_len` bytes long).
@@ -19,12 +24,12 @@
 //! # Loss
 //!
 //! When the ring is full a record is dropped and counted in
-//! [`counter::RECORDS_LOST`]/[`counter::BYTES_LOST`]. Nothing else marks it:
+//! [`Counter::RecordsLost`]/[`Counter::BytesLost`]. Nothing else marks it:
 //! user space sees the loss as a hole in that flow's sequence space (the
 //! chunk at `seq + offset` is missing), which the reassembler reports as a
 //! gap. Payload beyond [`CHUNKS_MAX`] chunks (a segment longer than
 //! `CHUNKS_MAX * CHUNK_MAX` bytes) or that could not be read is counted in
-//! [`counter::CUT_SHORT_SEGMENTS`]/[`counter::CUT_SHORT_BYTES`] and the last
+//! [`Counter::CutShortSegments`]/[`Counter::CutShortBytes`] and the last
 //! delivered record carries [`REC_CUT_SHORT`].
 
 /// Largest payload chunk in one record, in bytes.
@@ -48,7 +53,48 @@ pub const FAMILY_V6: u8 = 6;
 pub const DIR_INGRESS: u8 = 0;
 pub const DIR_EGRESS: u8 = 1;
 
-/// Header of one ring record, followed by `chunk_len` payload bytes.
+/// Kinds of ring record: the first byte of every record. User space reads
+/// [`RecordPrefix`] first and interprets the rest by kind, so that new
+/// sources (socket events, hooked plaintext, UDP datagrams) can share the
+/// ring without guessing.
+pub mod kind {
+    /// A TCP segment (or one chunk of it): [`super::RecordHeader`] + payload.
+    pub const TCP_SEGMENT: u8 = 1;
+}
+
+/// Version of the layout of each record kind, the second byte of every
+/// record. Bumped whenever a kind's layout changes, so that a user space
+/// built from another contract counts the records it cannot read instead of
+/// misreading them.
+pub const WIRE_VERSION: u8 = 1;
+
+/// The first two bytes of every ring record, whatever its kind.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordPrefix {
+    /// One of [`kind`].
+    pub kind: u8,
+    /// [`WIRE_VERSION`] of the program that wrote the record.
+    pub version: u8,
+}
+
+/// Checksum knowledge of [`RecordHeader::csum`]: what the kernel can tell a
+/// TC or XDP program about a segment's TCP checksum. The programs run before
+/// TCP verifies checksums itself, and `__sk_buff` exposes only whether the
+/// device (or a stack layer before TC) already verified it.
+pub mod csum {
+    /// Nothing known (XDP; TC ingress where no device verified it yet).
+    pub const UNKNOWN: u8 = 0;
+    /// The skb is `CHECKSUM_UNNECESSARY`: the device verified the checksum
+    /// (`bpf_csum_level` answered); the receiving TCP will accept it.
+    pub const VERIFIED: u8 = 1;
+    /// Egress: built by this host; the checksum is filled in later (offload),
+    /// so the bytes seen are what the local program sent.
+    pub const LOCAL: u8 = 2;
+}
+
+/// Header of one ring record of kind [`kind::TCP_SEGMENT`], followed by
+/// `chunk_len` payload bytes.
 ///
 /// Addresses are in network byte order; an IPv4 address fills the first
 /// 4 bytes of its 16-byte field, the rest is zero. Ports, seq, ack and window
@@ -56,6 +102,19 @@ pub const DIR_EGRESS: u8 = 1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RecordHeader {
+    /// Kind [`kind::TCP_SEGMENT`] and [`WIRE_VERSION`].
+    pub prefix: RecordPrefix,
+    /// TCP flags byte, see [`tcp_flags`].
+    pub tcp_flags: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    /// [`DIR_INGRESS`] or [`DIR_EGRESS`].
+    pub direction: u8,
+    /// [`REC_FIRST`] | [`REC_LAST`] | [`REC_CUT_SHORT`].
+    pub rec_flags: u8,
+    /// One of [`csum`].
+    pub csum: u8,
+    pub _pad0: u8,
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds. User space adds
     /// (CLOCK_REALTIME - CLOCK_MONOTONIC), measured at start, for wall time.
     pub ts_ns: u64,
@@ -74,15 +133,7 @@ pub struct RecordHeader {
     pub sport: u16,
     pub dport: u16,
     pub window: u16,
-    /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20).
-    pub tcp_flags: u8,
-    /// [`FAMILY_V4`] or [`FAMILY_V6`].
-    pub family: u8,
-    /// [`DIR_INGRESS`] or [`DIR_EGRESS`].
-    pub direction: u8,
-    /// [`REC_FIRST`] | [`REC_LAST`] | [`REC_CUT_SHORT`].
-    pub rec_flags: u8,
-    pub _pad: [u8; 6],
+    pub _pad1: u16,
 }
 
 /// Size of [`RecordHeader`] in bytes (a multiple of 8).
@@ -103,32 +154,93 @@ pub struct Scratch {
     pub payload_off: u32,
 }
 
-/// Indices into the per-CPU counter array [`MAP_COUNTERS`] (u64 each).
-pub mod counter {
+/// TCP flag bits as they appear in the TCP header's 14th byte (offset 13).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+/// The kernel's counters: one entry each in the per-CPU array
+/// [`MAP_COUNTERS`] (u64), indexed by the variant's value. This one table is
+/// what the programs count with and what user space reads, sums and prints,
+/// so a new counter is one line here.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
     /// Packets the program ran on.
-    pub const PACKETS_SEEN: u32 = 0;
+    PacketsSeen = 0,
     /// TCP segments that passed the filter and carried payload, SYN, FIN or RST.
-    pub const SEGMENTS_MATCHED: u32 = 1;
+    SegmentsMatched = 1,
     /// Payload bytes of the matched segments.
-    pub const BYTES_MATCHED: u32 = 2;
+    BytesMatched = 2,
     /// Records written to the ring.
-    pub const RECORDS: u32 = 3;
+    Records = 3,
     /// Payload bytes written to the ring.
-    pub const BYTES: u32 = 4;
+    Bytes = 4,
     /// Records dropped because the ring was full.
-    pub const RECORDS_LOST: u32 = 5;
+    RecordsLost = 5,
     /// Payload bytes in those records.
-    pub const BYTES_LOST: u32 = 6;
+    BytesLost = 6,
     /// Segments whose payload was not delivered whole (too long, unreadable).
-    pub const CUT_SHORT_SEGMENTS: u32 = 7;
+    CutShortSegments = 7,
     /// Payload bytes not delivered for that reason.
-    pub const CUT_SHORT_BYTES: u32 = 8;
+    CutShortBytes = 8,
     /// Packets whose headers could not be parsed (truncated, too many
     /// extension headers or VLAN tags).
-    pub const PARSE_ERRORS: u32 = 9;
-    /// Number of counters.
-    pub const COUNT: u32 = 10;
+    ParseErrors = 9,
 }
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; 10] = [
+        Counter::PacketsSeen,
+        Counter::SegmentsMatched,
+        Counter::BytesMatched,
+        Counter::Records,
+        Counter::Bytes,
+        Counter::RecordsLost,
+        Counter::BytesLost,
+        Counter::CutShortSegments,
+        Counter::CutShortBytes,
+        Counter::ParseErrors,
+    ];
+    /// Number of counters (entries of [`MAP_COUNTERS`]).
+    pub const COUNT: u32 = Self::ALL.len() as u32;
+
+    /// Index in [`MAP_COUNTERS`].
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+
+    /// The words after the number in wstap's kernel summary line, e.g.
+    /// "records lost" in "3 records lost". Tests parse the line by them.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Counter::PacketsSeen => "packets seen",
+            Counter::SegmentsMatched => "segments matched",
+            Counter::BytesMatched => "bytes matched",
+            Counter::Records => "records delivered",
+            Counter::Bytes => "bytes delivered",
+            Counter::RecordsLost => "records lost",
+            Counter::BytesLost => "bytes lost",
+            Counter::CutShortSegments => "segments cut short",
+            Counter::CutShortBytes => "bytes cut short",
+            Counter::ParseErrors => "parse errors",
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Counter::ALL.len() {
+        assert!(Counter::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// Key of the IPv4 LPM trie [`MAP_HOSTS_V4`]: aya's `lpm_trie::Key<[u8; 4]>`.
 /// Key of the IPv6 LPM trie [`MAP_HOSTS_V6`]: `lpm_trie::Key<[u8; 16]>`.
@@ -137,7 +249,7 @@ pub const MAP_HOSTS_V4: &str = "HOSTS_V4";
 pub const MAP_HOSTS_V6: &str = "HOSTS_V6";
 /// `Array<u8>` of 65536 entries indexed by port; 1 = keep.
 pub const MAP_PORTS: &str = "PORTS";
-/// `PerCpuArray<u64>` of [`counter::COUNT`] entries.
+/// `PerCpuArray<u64>` of [`Counter::COUNT`] entries.
 pub const MAP_COUNTERS: &str = "COUNTERS";
 /// The record ring (`RingBuf`); its size is set by user space at load.
 pub const MAP_RING: &str = "RECORDS";
@@ -158,7 +270,9 @@ pub const GLOBAL_FILTER_PORTS: &str = "FILTER_PORTS";
 /// record.
 pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 
-/// Program names in the object.
+/// Program names in the object. Map and program names are the names of the
+/// statics and functions in `capture-ebpf`; a test in `capture-user` checks
+/// the built object against every name here.
 pub const PROG_TC_INGRESS: &str = "tc_ingress";
 pub const PROG_TC_EGRESS: &str = "tc_egress";
 pub const PROG_XDP: &str = "xdp_tap";

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use capture_common::Counter;
 
 use crate::netns::Netns;
 
@@ -116,23 +117,34 @@ pub fn parse_summary(stderr: &str) -> Result<Summary> {
         .find(|l| l.starts_with("kernel:"))
         .ok_or_else(|| anyhow!("no kernel summary in stderr:\n{stderr}"))?;
     let a = nums(first);
-    let k = nums(kernel);
-    if a.len() < 2 || k.len() < 10 {
-        bail!("unexpected summary: {first} / {kernel}");
+    if a.len() < 2 {
+        bail!("unexpected summary: {first}");
     }
+    // "kernel: N packets seen, N segments matched, ...": each part is a
+    // number and a counter's label from the wire contract's table.
+    let body = kernel.trim_start_matches("kernel:");
+    let k = |c: Counter| -> Result<u64> {
+        body.split(',')
+            .map(str::trim)
+            .find_map(|part| {
+                let (n, label) = part.split_once(' ')?;
+                (label == c.label()).then(|| n.parse().ok())?
+            })
+            .ok_or_else(|| anyhow!("no {:?} in the kernel summary: {kernel}", c.label()))
+    };
     Ok(Summary {
         segments: a[0],
         bytes: a[1],
-        packets_seen: k[0],
-        segments_matched: k[1],
-        bytes_matched: k[2],
-        records: k[3],
-        records_bytes: k[4],
-        records_lost: k[5],
-        bytes_lost: k[6],
-        cut_short: k[7],
-        cut_short_bytes: k[8],
-        parse_errors: k[9],
+        packets_seen: k(Counter::PacketsSeen)?,
+        segments_matched: k(Counter::SegmentsMatched)?,
+        bytes_matched: k(Counter::BytesMatched)?,
+        records: k(Counter::Records)?,
+        records_bytes: k(Counter::Bytes)?,
+        records_lost: k(Counter::RecordsLost)?,
+        bytes_lost: k(Counter::BytesLost)?,
+        cut_short: k(Counter::CutShortSegments)?,
+        cut_short_bytes: k(Counter::CutShortBytes)?,
+        parse_errors: k(Counter::ParseErrors)?,
     })
 }
 
@@ -209,10 +221,30 @@ impl Wstap {
         self.signal_and_wait(libc::SIGINT)
     }
 
-    pub fn signal_and_wait(mut self, sig: i32) -> Result<WstapOutput> {
+    pub fn signal_and_wait(self, sig: i32) -> Result<WstapOutput> {
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(self.pid(), sig) };
-        let status = self.child.wait()?;
+        self.wait_exit(Duration::from_secs(60))
+    }
+
+    /// Waits for wstap to end by itself within `timeout` (killed and an
+    /// error after that) and collects the output.
+    pub fn wait_exit(mut self, timeout: Duration) -> Result<WstapOutput> {
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = self.child.try_wait()? {
+                break st;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "wstap did not exit within {timeout:?}; stderr so far: {}",
+                    self.stderr.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let lines = self
             .stdout
             .take()

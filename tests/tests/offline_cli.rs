@@ -64,10 +64,7 @@ fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
     f
 }
 
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const PSH: u8 = 0x08;
-const FIN: u8 = 0x01;
+use capture_common::tcp_flags::{ACK, FIN, PSH, SYN};
 
 /// One unmasked-server / masked-client WebSocket conversation on `cport`
 /// with `n` server text messages of `size` bytes each.

@@ -591,6 +591,33 @@ fn tap_sigterm_detaches_and_summarises() {
     );
 }
 
+/// Issue 7 item 10: deleting the tapped interface ends the capture with the
+/// summary of what was captured and an error naming the interface, instead
+/// of leaving wstap running with nothing attached.
+#[test]
+fn tap_interface_deleted_ends_with_summary_and_error() {
+    if !tests::require_root("tap_interface_deleted_ends_with_summary_and_error") {
+        return;
+    }
+    let v = VethPair::new().unwrap();
+    let w = Wstap::start(&v.b, &["-i", &v.b_if, "--segments"]).unwrap();
+    run_peers(peer(), &v.b, &v.a, "10.77.0.2:5610", 700, 300).unwrap();
+    settle();
+    v.b.ip(&["link", "del", &v.b_if]).unwrap();
+    let out = w.wait_exit(Duration::from_secs(15)).unwrap();
+    assert!(!out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("interface {} went away", v.b_if)),
+        "{}",
+        out.stderr
+    );
+    // What was captured before is summarised and was printed.
+    let s = parse_summary(&out.stderr).unwrap();
+    assert_eq!(s.bytes, 1000, "{}", out.stderr);
+    assert_eq!(s.segments as usize, out.lines.len());
+}
+
 fn assert_fails_with(out: &std::process::Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -27,7 +27,7 @@
 //!
 //! ```text
 //! N segments captured, N bytes, N records lost in kernel (ring full), N cut short
-//! kernel: N packets seen, N segments matched (N bytes), N records delivered (N bytes), N records lost (N bytes), N segments cut short (N bytes), N parse errors
+//! kernel: N packets seen, N segments matched, N bytes matched, N records delivered, N bytes delivered, N records lost, N bytes lost, N segments cut short, N bytes cut short, N parse errors
 //! wstap: N connections, N WebSocket handshakes, N messages (N bytes), N control frames
 //! wstap: N gaps (N bytes), N retransmitted bytes, ... N violations, ...
 //! ```
@@ -42,21 +42,26 @@ use anyhow::Context;
 
 use super::common::{self, Limit};
 use super::shards::Shards;
+use crate::cli::{AttachKind, XdpModeArg};
 use crate::cli::{Cli, Format};
 use crate::filter::Filter;
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
 use crate::source::Segment;
-use crate::tap::{Counters, Record, Tap, TapConfig};
+use crate::tap::{self, Attach, Counters, Record, Tap, TapConfig, XdpAttachMode};
+use capture_common::Counter;
 
 pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
     let cfg = TapConfig {
         iface: iface.to_string(),
         filter,
-        attach: cli.attach,
-        xdp_mode: cli.xdp_mode,
+        attach: match (cli.attach, cli.xdp_mode) {
+            (AttachKind::Tc, _) => Attach::Tc,
+            (AttachKind::Xdp, XdpModeArg::Skb) => Attach::Xdp(XdpAttachMode::Skb),
+            (AttachKind::Xdp, XdpModeArg::Driver) => Attach::Xdp(XdpAttachMode::Driver),
+        },
         ring_size: cli.ring_size,
         verbose: cli.verbose,
     };
@@ -280,21 +285,10 @@ struct IfNames(HashMap<u32, String>);
 
 impl IfNames {
     fn get(&mut self, index: u32) -> &str {
-        self.0.entry(index).or_insert_with(|| if_name(index))
+        self.0
+            .entry(index)
+            .or_insert_with(|| tap::if_name(index).unwrap_or_else(|| format!("if{index}")))
     }
-}
-
-fn if_name(index: u32) -> String {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buffer of IF_NAMESIZE bytes.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return format!("if{index}");
-    }
-    // SAFETY: NUL-terminated by if_indextoname.
-    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
@@ -322,7 +316,17 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            _ = ticker.tick(), if cli.stats => status.print(&live, &tap.counters()?),
+            _ = ticker.tick() => {
+                // A deleted interface takes its links along: nothing more
+                // would arrive, so end with the summary and say why.
+                if let Err(e) = tap.check_interface() {
+                    live.stop = Some(Stop::Failed(e.into()));
+                    break;
+                }
+                if cli.stats {
+                    status.print(&live, &tap.counters()?);
+                }
+            }
             r = tap.next_batch(|rec| live.record(&rec)) => {
                 r?;
                 live.end_batch();
@@ -335,22 +339,23 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
     tap.drain_now(|rec| live.record(&rec));
     live.finish();
     let c = tap.counters()?;
+    let unreadable = tap.unreadable_records();
     drop(tap);
-    report(live, &c)
+    report(live, &c, unreadable)
 }
 
 /// The exit summary, or the error that stopped the capture. A closed stdout
 /// is a normal end (`wstap -i eth0 | head`) and prints nothing.
-fn report(live: Live, c: &Counters) -> anyhow::Result<()> {
+fn report(live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
     match live.stop {
         Some(Stop::Closed) => return Ok(()),
         Some(Stop::Failed(e)) => {
-            summary(&live.seen, c);
+            summary(&live.seen, c, unreadable);
             return Err(e);
         }
         Some(Stop::Count) | None => {}
     }
-    summary(&live.seen, c);
+    summary(&live.seen, c, unreadable);
     if let Some(d) = live.decode_stats() {
         common::print_decode_summary(&d);
     }
@@ -364,25 +369,21 @@ fn report(live: Live, c: &Counters) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summary(seen: &Seen, c: &Counters) {
+fn summary(seen: &Seen, c: &Counters, unreadable: u64) {
     eprintln!(
         "{} segments captured, {} bytes, {} records lost in kernel (ring full), {} cut short",
-        seen.segments, seen.bytes, c.records_lost, c.cut_short_segments
+        seen.segments,
+        seen.bytes,
+        c.get(Counter::RecordsLost),
+        c.get(Counter::CutShortSegments)
     );
-    eprintln!(
-        "kernel: {} packets seen, {} segments matched ({} bytes), {} records delivered ({} bytes), \
-         {} records lost ({} bytes), {} segments cut short ({} bytes), {} parse errors",
-        c.packets_seen,
-        c.segments_matched,
-        c.bytes_matched,
-        c.records,
-        c.bytes,
-        c.records_lost,
-        c.bytes_lost,
-        c.cut_short_segments,
-        c.cut_short_bytes,
-        c.parse_errors
-    );
+    eprintln!("{}", c.summary_line());
+    if unreadable > 0 {
+        eprintln!(
+            "wstap: {unreadable} ring records unreadable (another record kind or wire version, \
+             or shorter than their header): is this wstap built from the same capture-common as its eBPF programs?"
+        );
+    }
 }
 
 /// `--stats`: rates since the previous line, from the totals now and then.
@@ -413,7 +414,7 @@ impl Status {
             rate(live.seen.segments, self.seen.segments),
             rate(live.seen.bytes, self.seen.bytes) / 1e6,
             rate(stats.messages, self.messages),
-            c.records_lost,
+            c.get(Counter::RecordsLost),
             common::open_flows(&stats),
             stats.flow.connections,
         );

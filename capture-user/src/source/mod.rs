@@ -6,15 +6,9 @@ pub mod pcap;
 
 use std::net::SocketAddr;
 
-/// TCP flag bits as they appear in the TCP header's 13th byte.
-pub mod tcp_flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-}
+/// TCP flag bits, defined once in the wire contract (the kernel programs
+/// use the same ones).
+pub use capture_common::tcp_flags;
 
 /// One TCP segment (or one chunk of a large segment) as seen on the wire.
 ///

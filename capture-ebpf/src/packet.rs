@@ -1,0 +1,96 @@
+//! Packet access, the same for an skb (TC) and an XDP buffer, so that one
+//! parser serves both program types. Bytes are read with
+//! `bpf_skb_load_bytes` / `bpf_xdp_load_bytes`, so nonlinear skbs (GSO/GRO,
+//! 64 KiB and more) and multi-buffer XDP frames are read whole.
+
+use aya_ebpf::{
+    bindings::BPF_CSUM_LEVEL_QUERY,
+    helpers::{bpf_csum_level, bpf_skb_load_bytes, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    programs::{TcContext, XdpContext},
+};
+use capture_common::csum;
+
+pub trait Packet {
+    /// Reads `N` bytes at `off`.
+    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]>;
+    /// Reads `len` (1..=CHUNK_MAX, checked by the caller) bytes at `off` into `dst`.
+    fn load_chunk(&self, off: u32, dst: *mut u8, len: u32) -> bool;
+    /// Total length of the packet, linear part and fragments.
+    fn total_len(&self) -> u32;
+    fn ifindex(&self) -> u32;
+    /// What the kernel knows of the TCP checksum on the way in (see
+    /// `capture_common::csum`).
+    fn ingress_csum(&self) -> u8;
+}
+
+impl Packet for TcContext {
+    #[inline(always)]
+    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]> {
+        let mut buf = [0u8; N];
+        let r = unsafe {
+            bpf_skb_load_bytes(
+                self.skb.skb as *const _,
+                off,
+                buf.as_mut_ptr() as *mut _,
+                N as u32,
+            )
+        };
+        if r < 0 {
+            None
+        } else {
+            Some(buf)
+        }
+    }
+    #[inline(always)]
+    fn load_chunk(&self, off: u32, dst: *mut u8, len: u32) -> bool {
+        unsafe { bpf_skb_load_bytes(self.skb.skb as *const _, off, dst as *mut _, len) >= 0 }
+    }
+    #[inline(always)]
+    fn total_len(&self) -> u32 {
+        self.len()
+    }
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        unsafe { (*self.skb.skb).ifindex }
+    }
+    #[inline(always)]
+    fn ingress_csum(&self) -> u8 {
+        // The query answers the checksum level when the skb is
+        // CHECKSUM_UNNECESSARY and -EACCES otherwise.
+        if unsafe { bpf_csum_level(self.skb.skb, BPF_CSUM_LEVEL_QUERY as u64) } >= 0 {
+            csum::VERIFIED
+        } else {
+            csum::UNKNOWN
+        }
+    }
+}
+
+impl Packet for XdpContext {
+    #[inline(always)]
+    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]> {
+        let mut buf = [0u8; N];
+        let r = unsafe { bpf_xdp_load_bytes(self.ctx, off, buf.as_mut_ptr() as *mut _, N as u32) };
+        if r < 0 {
+            None
+        } else {
+            Some(buf)
+        }
+    }
+    #[inline(always)]
+    fn load_chunk(&self, off: u32, dst: *mut u8, len: u32) -> bool {
+        unsafe { bpf_xdp_load_bytes(self.ctx, off, dst as *mut _, len) >= 0 }
+    }
+    #[inline(always)]
+    fn total_len(&self) -> u32 {
+        unsafe { bpf_xdp_get_buff_len(self.ctx) as u32 }
+    }
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        self.ingress_ifindex() as u32
+    }
+    #[inline(always)]
+    fn ingress_csum(&self) -> u8 {
+        // XDP runs before the driver builds an skb: no checksum state yet.
+        csum::UNKNOWN
+    }
+}
