@@ -210,6 +210,17 @@ impl Stack {
         }
     }
 
+    /// Sides the HTTP layer only forwards (after an upgrade) go straight to
+    /// the WebSocket layer from now on: the same bytes, gaps and ends reach
+    /// it, one hop shorter per segment.
+    fn bypass_forwarding(routes: &mut PerSide<Route>, http: &Http) {
+        for side in [Side::Initiator, Side::Responder] {
+            if matches!(routes[side], Route::Http) && http.forwards(side) {
+                routes[side] = Route::Ws;
+            }
+        }
+    }
+
     /// Hands `data` of `side` to the layer its route names.
     fn route(w: &mut Wiring<'_, '_>, http: &mut Http, side: Side, data: &[u8]) {
         match w.routes[side] {
@@ -218,6 +229,7 @@ impl Stack {
             Route::Http => {
                 let cx = w.cx(side);
                 http.data(cx, side, data, &mut |o| w.up_from_http(o));
+                Self::bypass_forwarding(w.routes, http);
             }
             Route::Ws => w.ws(side, |ws, cx, out| ws.data(cx, side, data, out)),
         }
@@ -238,6 +250,7 @@ impl Stack {
             Route::Http => {
                 let cx = w.cx(side);
                 http.gap(cx, side, len, &mut |o| w.up_from_http(o));
+                Self::bypass_forwarding(w.routes, http);
             }
             Route::Ws => w.ws(side, |ws, cx, out| ws.gap(cx, side, len, out)),
             Route::Ignore => {}

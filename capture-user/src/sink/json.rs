@@ -93,6 +93,7 @@ impl<'a> Obj<'a> {
     fn resume(b: &'a mut Vec<u8>) -> Self {
         Obj { b, first: false }
     }
+    #[inline]
     fn key(&mut self, k: &str) {
         if !self.first {
             self.b.push(b',');
@@ -121,10 +122,12 @@ impl<'a> Obj<'a> {
             self.str(k, v);
         }
     }
+    #[inline]
     fn num(&mut self, k: &str, v: u64) {
         self.key(k);
         push_u64(self.b, v);
     }
+    #[inline]
     fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.b.extend_from_slice(if v { b"true" } else { b"false" });
@@ -246,10 +249,17 @@ impl<W: Write> EventSink for JsonSink<W> {
                 if !len_exact {
                     o.bool("len_exact", false);
                 }
-                o.bool("compressed", *compressed);
-                o.num("fragments", (*fragments).into());
-                o.bool("truncated", *truncated);
-                o.bool("invalid_utf8", *invalid_utf8);
+                if !compressed && *fragments == 1 && !truncated && !invalid_utf8 {
+                    // The common case, in one piece (same bytes as below).
+                    o.b.extend_from_slice(
+                        b",\"compressed\":false,\"fragments\":1,\"truncated\":false,\"invalid_utf8\":false",
+                    );
+                } else {
+                    o.bool("compressed", *compressed);
+                    o.num("fragments", (*fragments).into());
+                    o.bool("truncated", *truncated);
+                    o.bool("invalid_utf8", *invalid_utf8);
+                }
                 o.payload(payload, *kind == MessageKind::Text, max);
             }
             EventKind::Ws(WsEvent::Ping { payload }) | EventKind::Ws(WsEvent::Pong { payload }) => {

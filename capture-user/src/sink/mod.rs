@@ -99,6 +99,7 @@ pub(crate) fn push_json_str(b: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends `v` in decimal.
+#[inline]
 pub(crate) fn push_u64(b: &mut Vec<u8>, v: u64) {
     b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }

@@ -127,6 +127,12 @@ impl Http {
         halves + self.pending.len() * std::mem::size_of::<Pending>()
     }
 
+    /// True once `side` only passes its bytes up unchanged (after an
+    /// upgrade): the stack then routes them past this layer.
+    pub fn forwards(&self, side: Side) -> bool {
+        matches!(self.halves[side], Half::Forward)
+    }
+
     /// `side` starts with an HTTP head: requests when `is_req`.
     pub fn begin(&mut self, side: Side, is_req: bool) {
         self.halves[side] = Half::heads(is_req, None);

@@ -26,6 +26,7 @@ pub fn unmask(buf: &mut [u8], key: [u8; 4], offset: u64) {
 }
 
 /// Appends `src` unmasked to `dst` (one copy, then XOR in place).
+#[inline]
 pub fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: Option<[u8; 4]>, offset: u64) {
     let start = dst.len();
     dst.extend_from_slice(src);
