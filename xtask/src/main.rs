@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -169,6 +170,9 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     result?;
+    if extra.is_empty() {
+        fuzz::smoke()?;
+    }
     // The README's first command must keep working: run the demo and check
     // that wstap decoded every message its peers exchanged.
     if extra.is_empty() {
