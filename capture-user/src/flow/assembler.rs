@@ -198,7 +198,11 @@ impl Assembler {
 
     /// After a write: hands on what became contiguous, and turns the oldest
     /// holes into gaps while more than the cap is held.
+    #[inline]
     pub fn settle(&mut self, stats: &mut FlowStats, out: &mut dyn FnMut(AsmOut<'_>)) {
+        if self.held.is_empty() {
+            return; // in order: nothing to drain, nothing over the cap
+        }
         self.drain(out);
         while self.held_cost > self.cap && self.skip_hole(out) {
             stats.gaps_at_cap += 1;
