@@ -178,6 +178,7 @@ impl<'a> Record<'a> {
             flags,
             window: h.window,
             payload: self.payload,
+            checksum: crate::source::Checksum::Unchecked,
         }
     }
 }
