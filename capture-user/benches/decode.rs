@@ -20,7 +20,7 @@ use wstap::proto::websocket::unmask::unmask;
 use wstap::proto::{Emit, ProtoConfig, Role, Side, Stack};
 use wstap::registry::{DecodeConfig, Decoder};
 use wstap::source::tcp_flags::{ACK, PSH, SYN};
-use wstap::source::Segment;
+use wstap::source::{Checksum, Segment};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -240,6 +240,7 @@ impl Trace {
                     flags: *flags,
                     window: 65535,
                     payload: p,
+                    checksum: Checksum::Good,
                 };
                 *seq = seq.wrapping_add(p.len() as u32 + u32::from(flags & SYN != 0));
                 s

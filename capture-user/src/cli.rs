@@ -82,6 +82,16 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub max_memory: usize,
 
+    /// Drop TCP segments whose checksum does not verify, as the receiving
+    /// kernel does: they are neither decoded nor printed by --segments, and
+    /// the hole one leaves is reported as a gap. Off by default because
+    /// captures on loopback or of a host's own outgoing traffic carry
+    /// partial checksums (offload) that never verify. -w still writes them,
+    /// their checksum still wrong. Reading files only (refused live: the
+    /// tap runs before TCP checks checksums and cannot know its verdict).
+    #[arg(long)]
+    pub verify_checksums: bool,
+
     /// Write every captured packet to this pcapng file too.
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,

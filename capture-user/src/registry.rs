@@ -32,7 +32,7 @@ use crate::flow::tcp::{Outcome, TcpConn, TcpOut};
 use crate::flow::{FlowConfig, FlowStats};
 use crate::proto::{Emit, ProtoConfig, Stack};
 use crate::side::{PerSide, Role, Side};
-use crate::source::{tcp_flags, Segment};
+use crate::source::{tcp_flags, ChecksumStats, Segment};
 
 /// Limits of the whole decoder.
 #[derive(Debug, Clone)]
@@ -43,6 +43,10 @@ pub struct DecodeConfig {
     /// messages, inflate history, hunt and handshake buffers); past it the
     /// connections holding most are evicted until a tenth is free again.
     pub max_memory: usize,
+    /// Drop segments whose TCP checksum is [`Checksum::Bad`](crate::source::Checksum::Bad) unread, as
+    /// the receiver's kernel did (`--verify-checksums`): the hole they
+    /// leave is reported as a gap, as for a packet the capture lost.
+    pub verify_checksums: bool,
 }
 
 impl Default for DecodeConfig {
@@ -51,6 +55,7 @@ impl Default for DecodeConfig {
             flow: FlowConfig::default(),
             proto: ProtoConfig::default(),
             max_memory: 1 << 30,
+            verify_checksums: false,
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct DecodeStats {
     /// (`resync_skipped_bytes`): no framing found, a protocol not decoded,
     /// messages dropped after a gap, reserved frames.
     pub skipped_bytes: u64,
+    /// TCP checksum verdicts of the segments pushed, and how many were
+    /// dropped for a bad one.
+    pub checksum: ChecksumStats,
 }
 
 impl DecodeStats {
@@ -104,6 +112,7 @@ impl DecodeStats {
             evictions,
             undecoded,
             skipped_bytes,
+            checksum,
         } = other;
         self.flow.add(flow);
         self.messages += messages;
@@ -119,6 +128,7 @@ impl DecodeStats {
         self.evictions += evictions;
         self.undecoded += undecoded;
         self.skipped_bytes += skipped_bytes;
+        self.checksum.add(checksum);
     }
 }
 
@@ -460,6 +470,15 @@ impl Decoder {
     /// length): `lost` more payload bytes were on the wire. They are reported
     /// as a gap when the stream reaches them, not held for ever.
     pub fn push_cut(&mut self, seg: &Segment<'_>, lost: u32, sink: &mut dyn EventSink) {
+        // A dropped segment is not seen at all, not even its time: exactly
+        // as if the capture had lost it.
+        if !self
+            .stats
+            .checksum
+            .admit(seg.checksum, self.cfg.verify_checksums)
+        {
+            return;
+        }
         self.last_ts_ns = self.last_ts_ns.max(seg.ts_ns);
         self.stats.flow.segments += 1;
         self.stats.flow.payload_bytes += seg.payload.len() as u64;
@@ -948,6 +967,7 @@ mod tests {
     use super::*;
     use crate::event::Direction;
     use crate::source::tcp_flags::{ACK, FIN, RST, SYN};
+    use crate::source::Checksum;
 
     fn seg<'a>(from: &str, to: &str, ts: u64, seq: u32, flags: u8, p: &'a [u8]) -> Segment<'a> {
         Segment {
@@ -960,6 +980,7 @@ mod tests {
             flags,
             window: 0,
             payload: p,
+            checksum: Checksum::Good,
         }
     }
 

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use sha1::{Digest, Sha1};
 use wstap::event::{Direction, Event, EventKind, HttpEvent, MessageKind, TcpEvent, WsEvent};
 use wstap::registry::{DecodeConfig, Decoder};
-use wstap::source::{tcp_flags, Segment};
+use wstap::source::{tcp_flags, Checksum, Segment};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const C_ISN: u32 = 0xffff_ff00; // the client's sequence numbers wrap around
@@ -209,6 +209,7 @@ fn run(segs: &[Seg]) -> (Facts, u64) {
             flags: s.flags,
             window: 1000,
             payload: &s.data,
+            checksum: Checksum::Good,
         };
         dec.push(&seg, &mut sink);
     }

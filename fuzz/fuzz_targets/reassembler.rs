@@ -9,7 +9,7 @@ use wstap::event::Event;
 use wstap::flow::FlowConfig;
 use wstap::proto::ProtoConfig;
 use wstap::registry::{DecodeConfig, Decoder};
-use wstap::source::Segment;
+use wstap::source::{Checksum, Segment};
 
 fuzz_target!(|data: &[u8]| {
     let cfg = DecodeConfig {
@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
         },
         // Small, so that memory-budget evictions are reached too.
         max_memory: 16 * 1024,
+        // Segments marked bad below are dropped, as lost ones would be.
+        verify_checksums: true,
     };
     let mut dec = Decoder::new(cfg);
     let mut sink = |_e: &Event<'_>| {};
@@ -53,6 +55,12 @@ fuzz_target!(|data: &[u8]| {
             flags: h[0] & 0x1f,
             window: 0,
             payload,
+            // The top bit of the time step marks a bad checksum.
+            checksum: if h[6] & 0x80 != 0 {
+                Checksum::Bad
+            } else {
+                Checksum::Good
+            },
         };
         dec.push(&seg, &mut sink);
     }

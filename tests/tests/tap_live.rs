@@ -650,6 +650,10 @@ fn tap_error_messages() {
         "--port 0",
     );
     assert_fails_with(
+        &wstap_output(Some(&ns), &[], &["-i", "lo", "--verify-checksums"]).unwrap(),
+        "--verify-checksums works on capture files (-r) only",
+    );
+    assert_fails_with(
         &wstap_output(Some(&ns), &[], &["-i", "lo", "--port", "70000"]).unwrap(),
         "70000",
     );

@@ -12,6 +12,7 @@ use crate::registry::{DecodeConfig, DecodeStats};
 use crate::sink::json::JsonSink;
 use crate::sink::text::TextSink;
 use crate::sink::Output;
+use crate::source::ChecksumStats;
 
 /// The stdout sink for `--format`, with `--payload-max` (and `--hex` for
 /// text segment lines).
@@ -35,6 +36,7 @@ pub fn decode_config(cli: &Cli) -> DecodeConfig {
             max_inflated: cli.max_inflated,
         },
         max_memory: cli.max_memory,
+        verify_checksums: cli.verify_checksums,
         ..DecodeConfig::default()
     }
 }
@@ -142,6 +144,28 @@ pub fn print_decode_summary(d: &DecodeStats) {
             d.undecoded
         );
     }
+    drop(e);
+    print_checksum_summary(&d.checksum);
+}
+
+/// The summary line on TCP checksums, only when some did not verify:
+/// whether those segments were decoded or dropped, and why that many may
+/// be harmless.
+pub fn print_checksum_summary(c: &ChecksumStats) {
+    if c.bad == 0 {
+        return;
+    }
+    let what = if c.skipped > 0 {
+        "dropped (--verify-checksums; a hole one leaves is a gap)"
+    } else {
+        "decoded anyway (--verify-checksums drops them, as the receiving kernel does)"
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "wstap: {} TCP segments with a bad checksum {what}; normal in captures taken on \
+         loopback or of a host's own outgoing traffic, where offload leaves partial checksums",
+        c.bad,
+    );
 }
 
 /// Connections still in the table: seen minus closed minus evicted.

@@ -53,6 +53,13 @@ use crate::tap::{self, Attach, Counters, Record, Tap, TapConfig, XdpAttachMode};
 use capture_common::Counter;
 
 pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
+    if cli.verify_checksums {
+        anyhow::bail!(
+            "--verify-checksums works on capture files (-r) only: live, the tap runs before TCP \
+             checks checksums, and the kernel tells it only whether a device already verified a \
+             packet, not which ones TCP will drop (see README, TCP checksums)"
+        );
+    }
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
     let cfg = TapConfig {
         iface: iface.to_string(),

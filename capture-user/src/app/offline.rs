@@ -21,6 +21,7 @@ use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
 use crate::source::pcap::{FileSource, SourceError, SourceStats, MAX_INTERFACES};
+use crate::source::ChecksumStats;
 
 /// Reads `path` and prints what the command line asks for. With `-w`, the
 /// TCP segments that pass the filter are also written to a pcapng file,
@@ -38,7 +39,7 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
                 interrupted: true,
                 ..SourceStats::default()
             };
-            summary(&stats, 0, &DecodeStats::default(), cli.segments);
+            summary(&stats, 0, &DecodeStats::default(), cli);
             interrupted(path, &stats);
             return Ok(());
         }
@@ -57,6 +58,9 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|| "file".into());
     let mut decoder = Decoder::new(common::decode_config(cli));
     let mut filtered = 0u64;
+    // With --segments the decoder is not used: the checksum verdicts of the
+    // segments printed are counted here, by the same rule.
+    let mut seg_checksums = ChecksumStats::default();
     let mut sink = Limit::new(common::output(cli), cli.count);
     let mut write_error = None;
     let read = source.for_each_segment(|seg, lost| {
@@ -71,7 +75,9 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             }
         }
         if cli.segments {
-            sink.out.segment(seg);
+            if seg_checksums.admit(seg.checksum, cli.verify_checksums) {
+                sink.out.segment(seg);
+            }
         } else {
             decoder.push_cut(seg, lost, &mut sink);
         }
@@ -100,7 +106,11 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     // The summary of what was read comes first, also when reading ended
     // with an error (printed after it by the caller, exit status 1).
     if !stopped_early {
-        summary(source.stats(), filtered, &decoder.stats(), cli.segments);
+        let mut decoded = decoder.stats();
+        if cli.segments {
+            decoded.checksum = seg_checksums;
+        }
+        summary(source.stats(), filtered, &decoded, cli);
         if source.stats().interrupted {
             interrupted(path, source.stats());
         }
@@ -173,8 +183,9 @@ fn refuse_same_file(read: &Path, write: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The exit summary on stderr: what was read, what was decoded, what was lost.
-fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: bool) {
+/// The exit summary on stderr: what was read, what was decoded, what was
+/// lost. With `--segments`, `d` holds only the checksum counts.
+fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, cli: &crate::cli::Cli) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
@@ -207,9 +218,18 @@ fn summary(src: &SourceStats, filtered: u64, d: &DecodeStats, segments_only: boo
             src.iface_over_cap
         );
     }
-    if segments_only {
-        return;
-    }
     drop(e);
-    common::print_decode_summary(d);
+    if cli.segments {
+        common::print_checksum_summary(&d.checksum);
+    } else {
+        common::print_decode_summary(d);
+    }
+    if cli.verify_checksums && d.checksum.unchecked > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "wstap: {} TCP segments kept unverified: cut by the snap length, no IP length, \
+             or routed (IPv6 routing header, IPv4 source route)",
+            d.checksum.unchecked
+        );
+    }
 }

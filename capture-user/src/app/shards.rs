@@ -24,7 +24,7 @@ use crate::cli::Cli;
 use crate::event::{Event, EventKind, EventSink};
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::Output;
-use crate::source::Segment;
+use crate::source::{Checksum, Segment};
 
 /// Batches a worker may have queued before the capture thread waits.
 const QUEUE: usize = 64;
@@ -40,6 +40,7 @@ struct Meta {
     ack: u32,
     flags: u8,
     window: u16,
+    checksum: Checksum,
     lost: u32,
     start: usize,
     len: usize,
@@ -63,6 +64,7 @@ impl Batch {
             ack: seg.ack,
             flags: seg.flags,
             window: seg.window,
+            checksum: seg.checksum,
             lost,
             start: self.data.len(),
             len: seg.payload.len(),
@@ -81,6 +83,7 @@ impl Batch {
             flags: m.flags,
             window: m.window,
             payload: &self.data[m.start..m.start + m.len],
+            checksum: m.checksum,
         }
     }
 }
@@ -326,6 +329,7 @@ mod tests {
             flags: 0,
             window: 0,
             payload: p,
+            checksum: Checksum::Good,
         };
         let mut b = Batch::default();
         b.push(&seg(b"abc"), 0);

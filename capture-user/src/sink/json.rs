@@ -18,7 +18,7 @@ use super::{
 use crate::event::{
     Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
 };
-use crate::source::Segment;
+use crate::source::{Checksum, Segment};
 
 /// Writes events as JSON Lines.
 pub struct JsonSink<W: Write> {
@@ -337,6 +337,11 @@ impl<W: Write> Output for JsonSink<W> {
         o.str("flags", &super::text::flag_letters(seg.flags));
         o.num("window", seg.window.into());
         o.num("len", seg.payload.len() as u64);
+        // Only when bad, so that a line of a segment that verified (or
+        // could not be checked) reads as it always did.
+        if seg.checksum == Checksum::Bad {
+            o.str("checksum", "bad");
+        }
         o.payload(seg.payload, false, max);
         o.end();
         self.flush_line();

@@ -5,7 +5,9 @@
 //! a capture file (`-r ... -w ...`); [`PcapNgSink::write_segment`] rebuilds a
 //! packet from what the kernel tap delivers (addresses, ports, seq, ack,
 //! flags, window, payload) as Ethernet + IPv4/IPv6 + TCP with valid
-//! checksums, because the tap copies payloads, not whole frames. One
+//! checksums, because the tap copies payloads, not whole frames; a segment
+//! read with a bad checksum gets a bad one again, so that the file tells
+//! what the capture did (and `--verify-checksums` can drop it). One
 //! interface description block is written per interface name and link type,
 //! with nanosecond timestamps (`if_tsresol` = 9).
 
@@ -25,7 +27,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::{PcapNgBlock, PcapNgWriter};
 use pcap_file::DataLink;
 
-use crate::source::{tcp_flags, Segment};
+use crate::source::{tcp_flags, Checksum, Segment};
 
 /// Largest TCP payload put in one rebuilt packet: an IPv4 total length is 16
 /// bits, so a bigger live chunk is written as several packets.
@@ -181,12 +183,27 @@ impl<W: Write> PcapNgSink<W> {
         }
         self.scratch.clear();
         tcp.write(&mut self.scratch, seg.payload)
-            .map_err(|e| PcapNgError::Build(e.to_string()))
+            .map_err(|e| PcapNgError::Build(e.to_string()))?;
+        if seg.checksum == Checksum::Bad {
+            spoil_checksum(&mut self.scratch, seg.src.is_ipv6());
+        }
+        Ok(())
     }
 
     /// Flushes buffered packets to the file.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.writer.get_mut().flush()
+    }
+}
+
+/// Makes the valid TCP checksum of a rebuilt frame (Ethernet, IP header
+/// without options or extensions, TCP) invalid. Flipping the lowest bit
+/// moves the sum by one, which never lands on the other ones'-complement
+/// zero, so the result never verifies.
+fn spoil_checksum(frame: &mut [u8], ipv6: bool) {
+    let at = 14 + if ipv6 { 40 } else { 20 } + 17;
+    if let Some(b) = frame.get_mut(at) {
+        *b ^= 1;
     }
 }
 
@@ -206,6 +223,7 @@ mod tests {
             flags,
             window: 512,
             payload,
+            checksum: Checksum::Good,
         }
     }
 
@@ -279,6 +297,34 @@ mod tests {
             joined.extend_from_slice(tcp.payload());
         }
         assert_eq!(joined, payload);
+    }
+
+    /// A segment read with a bad checksum is written with a bad one, a good
+    /// one with a good one, IPv4 and IPv6: read back by the pcap source.
+    #[test]
+    fn rebuilt_checksum_is_bad_exactly_when_the_segment_was_bad() {
+        use crate::source::pcap::{parse_packet, LinkType, Parsed};
+        for v6 in [false, true] {
+            for want in [Checksum::Good, Checksum::Bad] {
+                let mut s = seg(b"some payload", tcp_flags::ACK);
+                if v6 {
+                    s.src = "[fd00::1]:40000".parse().unwrap();
+                    s.dst = "[fd00::2]:80".parse().unwrap();
+                }
+                s.checksum = want;
+                let mut out = Vec::new();
+                let mut sink = PcapNgSink::new(&mut out).unwrap();
+                sink.write_segment("lo", &s).unwrap();
+                drop(sink);
+                let (_, packets) = read_back(&out);
+                let Parsed::Tcp(back, 0) = parse_packet(LinkType::Ethernet, 0, &packets[0].2)
+                else {
+                    panic!("not parsed back")
+                };
+                assert_eq!(back.checksum, want, "v6 {v6}");
+                assert_eq!(back.payload, b"some payload");
+            }
+        }
     }
 
     #[test]

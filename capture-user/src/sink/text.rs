@@ -13,7 +13,7 @@ use super::{
 use crate::event::{
     Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
 };
-use crate::source::{tcp_flags, Segment};
+use crate::source::{tcp_flags, Checksum, Segment};
 
 const DEFAULT_TEXT_PREVIEW: usize = 256;
 const DEFAULT_HEX_PREVIEW: usize = 32;
@@ -324,6 +324,9 @@ impl<W: Write> Output for TextSink<W> {
             seg.window,
             seg.payload.len()
         );
+        if seg.checksum == Checksum::Bad {
+            l.extend_from_slice(b" checksum=bad");
+        }
         if self.segment_hex {
             let (shown, cut) = shorten(seg.payload, self.payload_max, false);
             if !shown.is_empty() {

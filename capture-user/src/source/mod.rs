@@ -34,6 +34,72 @@ pub struct Segment<'a> {
     pub flags: u8,
     pub window: u16,
     pub payload: &'a [u8],
+    /// Whether the TCP checksum verified (see [`Checksum`]).
+    pub checksum: Checksum,
+}
+
+/// What the source found of a segment's TCP checksum.
+///
+/// Checked because a receiver's kernel drops a segment whose checksum is
+/// wrong: decoding it anyway would show content the application never
+/// received (an on-path sender could inject such segments on purpose).
+/// Not verifying is not proof of injection, though: captures taken on
+/// loopback or of a host's own egress traffic carry the partial checksums
+/// left for offload, so a bad checksum is counted and shown, and dropped
+/// only when asked (`--verify-checksums`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Checksum {
+    /// Not verified: the capture cut the segment short (snap length), the
+    /// pseudo-header's addresses are not the ones in the IP header (an IPv6
+    /// routing header with segments left, IPv4 source routing), the IP
+    /// header gives no length (the segment's end is not known), or the
+    /// source cannot know at all (live records carry no checksum yet).
+    #[default]
+    Unchecked,
+    /// The ones'-complement sum over pseudo-header and segment verified.
+    Good,
+    /// The sum did not verify: the receiver's kernel would have dropped it,
+    /// unless the capture saw it before checksum offload filled it in.
+    Bad,
+}
+
+/// Counts of [`Checksum`] verdicts, for the exit summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChecksumStats {
+    /// Segments whose checksum did not verify.
+    pub bad: u64,
+    /// Segments whose checksum could not be verified.
+    pub unchecked: u64,
+    /// Bad segments dropped unread (`--verify-checksums`).
+    pub skipped: u64,
+}
+
+impl ChecksumStats {
+    /// Counts one segment's verdict and says whether the segment goes on:
+    /// not when it is bad and `verify` (`--verify-checksums`) asks to drop
+    /// it as the receiver's kernel did. One place for the rule, whether
+    /// segments go to the decoder or are printed (`--segments`).
+    #[inline]
+    pub fn admit(&mut self, c: Checksum, verify: bool) -> bool {
+        match c {
+            Checksum::Good => true,
+            Checksum::Unchecked => {
+                self.unchecked += 1;
+                true
+            }
+            Checksum::Bad => {
+                self.bad += 1;
+                self.skipped += u64::from(verify);
+                !verify
+            }
+        }
+    }
+
+    pub fn add(&mut self, other: &ChecksumStats) {
+        self.bad += other.bad;
+        self.unchecked += other.unchecked;
+        self.skipped += other.skipped;
+    }
 }
 
 impl Segment<'_> {

@@ -28,10 +28,15 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, LaxIpPayloadSlice, LaxNetSlice,
+    LaxSlicedPacket, LenSource, TransportSlice,
+};
 use pcap_file::PcapError;
 
-use super::Segment;
+use super::{Checksum, Segment};
+
+mod checksum;
 
 /// Why a capture file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -170,8 +175,9 @@ fn fast_ipv4_tcp(ts_ns: u64, ip: &[u8]) -> Option<Parsed<'_>> {
         return None;
     }
     let payload = tcp.get(thl..)?;
-    let src = Ipv4Addr::new(s0, s1, s2, s3);
-    let dst = Ipv4Addr::new(d0, d1, d2, d3);
+    let (src, dst) = ([s0, s1, s2, s3], [d0, d1, d2, d3]);
+    let checksum = checksum_v4(src, dst, &ip[20..hl], tcp);
+    let (src, dst) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
     Some(Parsed::Tcp(
         Segment {
             iface: 0,
@@ -185,9 +191,59 @@ fn fast_ipv4_tcp(ts_ns: u64, ip: &[u8]) -> Option<Parsed<'_>> {
             flags: fl & 0x3f,
             window: u16::from_be_bytes([w0, w1]),
             payload,
+            checksum,
         },
         0,
     ))
+}
+
+/// The checksum verdict of a whole IPv4 TCP segment; `options` are the IP
+/// header's. With a source route the destination field holds the next
+/// hop, not the final destination the sender summed: unchecked.
+fn checksum_v4(src: [u8; 4], dst: [u8; 4], options: &[u8], tcp: &[u8]) -> Checksum {
+    if !options.is_empty() && source_routed(options) {
+        return Checksum::Unchecked;
+    }
+    checksum::verify_v4(src, dst, tcp)
+}
+
+/// Whether IPv4 options carry a loose or strict source route (RFC 791
+/// types 131 and 137). Options that do not parse count as a route: their
+/// packet cannot be checked with confidence either.
+fn source_routed(mut options: &[u8]) -> bool {
+    while let [kind, rest @ ..] = options {
+        match kind {
+            0 => return false,
+            1 => options = rest,
+            131 | 137 => return true,
+            _ => match rest.first().map(|&l| usize::from(l)) {
+                Some(len) if len >= 2 && len <= options.len() => options = &options[len..],
+                _ => return true,
+            },
+        }
+    }
+    false
+}
+
+/// The checksum verdict of an IPv6 TCP segment whose extension headers
+/// are `ext`. A routing header with segments left means the destination
+/// field is not yet the final destination the pseudo-header needs
+/// (RFC 8200 §8.1): unchecked, rather than decoding each routing type's
+/// address list.
+fn checksum_v6(
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    ext: &Ipv6ExtensionsSlice<'_>,
+    tcp: &[u8],
+) -> Checksum {
+    let routed = ext.clone().into_iter().any(|e| match e {
+        Ipv6ExtensionSlice::Routing(r) => r.slice().get(3).is_none_or(|&left| left != 0),
+        _ => false,
+    });
+    if routed {
+        return Checksum::Unchecked;
+    }
+    checksum::verify_v6(src, dst, tcp)
 }
 
 /// [`parse_packet`] without the fast path: etherparse for everything.
@@ -292,7 +348,7 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
     if fragmented {
         return Parsed::Fragment;
     }
-    match p.transport {
+    match &p.transport {
         Some(TransportSlice::Tcp(tcp)) => {
             let mut flags = 0u8;
             for (on, bit) in [
@@ -310,6 +366,7 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
             let captured = tcp.slice().len();
             let lost = wire_len.map_or(0, |w| w.saturating_sub(captured));
             let lost = u32::try_from(lost).unwrap_or(u32::MAX);
+            let checksum = lax_checksum(&p, tcp.slice());
             Parsed::Tcp(
                 Segment {
                     iface: 0,
@@ -321,6 +378,7 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
                     flags,
                     window: tcp.window_size(),
                     payload: tcp.payload(),
+                    checksum,
                 },
                 lost,
             )
@@ -332,6 +390,31 @@ fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
             _ => Parsed::NotTcp,
         },
     }
+}
+
+/// The checksum verdict of the TCP segment `tcp` (header and payload) of
+/// `p`: verified only when the IP header gave its length and all of it was
+/// captured, so that `tcp` is exactly the segment the sender summed.
+fn lax_checksum(p: &LaxSlicedPacket<'_>, tcp: &[u8]) -> Checksum {
+    match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) if whole(v4.payload(), LenSource::Ipv4HeaderTotalLen) => {
+            let h = v4.header();
+            checksum_v4(h.source(), h.destination(), h.options(), tcp)
+        }
+        Some(LaxNetSlice::Ipv6(v6)) if whole(v6.payload(), LenSource::Ipv6HeaderPayloadLen) => {
+            let h = v6.header();
+            checksum_v6(&h.source(), &h.destination(), v6.extensions(), tcp)
+        }
+        _ => Checksum::Unchecked,
+    }
+}
+
+/// An IP payload captured whole, its length told by the IP header
+/// (`from`), not guessed from the captured bytes: a zero length field
+/// (IPv4 TSO captures, IPv6 jumbograms) leaves the end unknown, and the
+/// captured bytes may hold link-layer padding after it.
+fn whole(pl: &LaxIpPayloadSlice<'_>, from: LenSource) -> bool {
+    !pl.incomplete && pl.len_source == from
 }
 
 fn is_tcp(p: &LaxSlicedPacket<'_>) -> bool {

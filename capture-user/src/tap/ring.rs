@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use aya::maps::{MapData, RingBuf};
 use capture_common::{kind, RecordHeader, RecordPrefix, HEADER_LEN, WIRE_VERSION};
 
-use crate::source::{tcp_flags, Segment};
+use crate::source::{tcp_flags, Checksum, Segment};
 
 /// How often user space looks into the ring without a kernel wakeup: the
 /// longest a record below the wakeup threshold waits to be decoded.
@@ -121,7 +121,21 @@ impl<'a> Record<'a> {
             flags,
             window: h.window,
             payload: self.payload,
+            checksum: checksum_of(h.csum),
         }
+    }
+}
+
+/// What the kernel's checksum knowledge means for the decoder. TC ingress
+/// runs before TCP verifies the checksum; the kernel tells the program only
+/// whether a device already verified it (`CHECKSUM_UNNECESSARY`). Egress
+/// segments are this host's own, their checksums filled in later by
+/// offload. Neither can be found bad here, so live segments are `Good` or
+/// `Unchecked`, never `Bad`.
+fn checksum_of(csum: u8) -> Checksum {
+    match csum {
+        capture_common::csum::VERIFIED => Checksum::Good,
+        _ => Checksum::Unchecked,
     }
 }
 
@@ -249,6 +263,20 @@ mod tests {
             Record::parse(&item(h, b"abc")).unwrap_err(),
             Unreadable::Version(WIRE_VERSION + 1)
         );
+    }
+
+    #[test]
+    fn kernel_checksum_knowledge_is_never_bad() {
+        let mut h = header(capture_common::REC_FIRST | capture_common::REC_LAST, 0, 3);
+        for (csum, want) in [
+            (capture_common::csum::VERIFIED, Checksum::Good),
+            (capture_common::csum::LOCAL, Checksum::Unchecked),
+            (capture_common::csum::UNKNOWN, Checksum::Unchecked),
+        ] {
+            h.csum = csum;
+            let it = item(h, b"abc");
+            assert_eq!(Record::parse(&it).unwrap().segment(0).checksum, want);
+        }
     }
 
     #[test]

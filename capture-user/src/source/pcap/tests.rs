@@ -824,3 +824,133 @@ fn stop_flag_ends_reading_and_interrupted_reads_are_retried_otherwise() {
     assert!(st.interrupted && !st.file_truncated, "{st:?}");
     assert!(st.packets < 3, "{st:?}");
 }
+
+/// The checksum verdict of one frame, by the full parser (fast path
+/// first) and by etherparse alone; the two must agree.
+fn verdict(link: LinkType, data: &[u8]) -> Checksum {
+    let of = |p: Parsed<'_>| match p {
+        Parsed::Tcp(s, _) => s.checksum,
+        other => panic!("not TCP: {other:?}"),
+    };
+    let v = of(parse_packet(link, 0, data));
+    assert_eq!(
+        v,
+        of(parse_packet_lax(link, 0, data)),
+        "fast path and etherparse"
+    );
+    v
+}
+
+/// An IPv6 TCP packet (checksummed over the header's destination) with a
+/// type 2 routing header (one address) of `left` segments left.
+fn ipv6_routed(left: u8) -> Vec<u8> {
+    let mut ip = ipv6_tcp(b"routed");
+    ip[6] = 43;
+    let plen = u16::from_be_bytes([ip[4], ip[5]]) + 24;
+    ip[4..6].copy_from_slice(&plen.to_be_bytes());
+    let mut rh = vec![6, 2, 2, left, 0, 0, 0, 0];
+    rh.extend([0x11; 16]);
+    ip.splice(40..40, rh);
+    eth(&ip, 0x86dd)
+}
+
+#[test]
+fn checksums_verify_and_a_changed_byte_does_not() {
+    let v4 = eth(&ipv4_tcp(b"hello"), 0x0800);
+    let v6 = eth(&ipv6_tcp(b"hello"), 0x86dd);
+    assert_eq!(verdict(LinkType::Ethernet, &v4), Checksum::Good);
+    assert_eq!(verdict(LinkType::Ethernet, &v6), Checksum::Good);
+    for good in [v4, v6] {
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 0x20;
+        assert_eq!(verdict(LinkType::Ethernet, &bad), Checksum::Bad);
+        // Link-layer padding after the IP packet is not summed.
+        let mut padded = good.clone();
+        padded.extend([0xaa; 7]);
+        assert_eq!(verdict(LinkType::Ethernet, &padded), Checksum::Good);
+    }
+}
+
+#[test]
+fn checksums_not_verifiable_are_unchecked() {
+    let v4 = eth(&ipv4_tcp(b"0123456789"), 0x0800);
+    let v6 = eth(&ipv6_tcp(b"0123456789"), 0x86dd);
+    // Cut by the snap length.
+    for p in [&v4, &v6] {
+        assert_eq!(
+            verdict(LinkType::Ethernet, &p[..p.len() - 2]),
+            Checksum::Unchecked
+        );
+    }
+    // IPv4 total length 0, as in captures of TSO packets: the end of the
+    // segment is not known.
+    let mut tso = v4.clone();
+    tso[16..18].copy_from_slice(&[0, 0]);
+    assert_eq!(verdict(LinkType::Ethernet, &tso), Checksum::Unchecked);
+    // IPv6 routing header: checked only once no segments are left (the
+    // destination field is then the final destination).
+    assert_eq!(verdict(LinkType::Ethernet, &ipv6_routed(0)), Checksum::Good);
+    assert_eq!(
+        verdict(LinkType::Ethernet, &ipv6_routed(1)),
+        Checksum::Unchecked
+    );
+}
+
+#[test]
+fn ipv4_source_route_is_unchecked_other_options_are_verified() {
+    let with_options = |opts: &[u8]| {
+        let mut ip = ipv4_tcp(b"opt");
+        ip[0] = 0x45 + (opts.len() / 4) as u8;
+        let tl = u16::from_be_bytes([ip[2], ip[3]]) + opts.len() as u16;
+        ip[2..4].copy_from_slice(&tl.to_be_bytes());
+        ip.splice(20..20, opts.iter().copied());
+        eth(&ip, 0x0800)
+    };
+    let nops = with_options(&[1, 1, 1, 0]);
+    assert_eq!(verdict(LinkType::Ethernet, &nops), Checksum::Good);
+    // NOP, then a loose source route (131) of one address, pointer 4.
+    let lsrr = with_options(&[1, 131, 7, 4, 10, 0, 0, 9]);
+    assert_eq!(verdict(LinkType::Ethernet, &lsrr), Checksum::Unchecked);
+    // Strict source route (137) after a timestamp option (68, 8 bytes).
+    let ssrr = with_options(&[68, 8, 5, 0, 0, 0, 0, 0, 137, 7, 4, 10, 0, 0, 9, 0]);
+    assert_eq!(verdict(LinkType::Ethernet, &ssrr), Checksum::Unchecked);
+    // An option whose length runs past the options: not trusted.
+    let broken = with_options(&[7, 40, 0, 0]);
+    assert_eq!(verdict(LinkType::Ethernet, &broken), Checksum::Unchecked);
+}
+
+/// Real packets: on two corpus captures (when `../shared/corpus` is
+/// there), the verdicts are the ones tshark 4.0 gives with
+/// `-o tcp.check_checksum:TRUE` (`tcp.checksum.status`): every segment of
+/// zeek's broker-websocket.pcap verifies (22), every one of suricata's
+/// example_websocket.pcap does not (27, taken where offload left partial
+/// checksums).
+#[test]
+fn corpus_captures_give_tsharks_verdicts() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    for (file, good, bad) in [
+        ("zeek/broker-websocket.pcap", 22, 0),
+        (
+            "suricata-verify/websocket-compressed/example_websocket.pcap",
+            0,
+            27,
+        ),
+    ] {
+        let Ok(bytes) = std::fs::read(corpus.join(file)) else {
+            eprintln!("skipped: {file} not found under {}", corpus.display());
+            continue;
+        };
+        let mut src = PcapSource::from_reader(Cursor::new(bytes)).unwrap();
+        let mut seen = (0, 0, 0);
+        src.for_each_segment(|s, _| {
+            match s.checksum {
+                Checksum::Good => seen.0 += 1,
+                Checksum::Bad => seen.1 += 1,
+                Checksum::Unchecked => seen.2 += 1,
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, (good, bad, 0), "{file}: (good, bad, unchecked)");
+    }
+}
