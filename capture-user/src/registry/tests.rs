@@ -2,8 +2,8 @@
 //! the plaintext source, SYN reuse, FIN waits and the memory budget.
 
 use super::*;
-use crate::event::{Event, EventKind, TcpEvent, WsEvent};
 use crate::event::Direction;
+use crate::event::{Event, EventKind, TcpEvent, WsEvent};
 use crate::source::tcp_flags::{ACK, FIN, RST, SYN};
 use crate::source::Checksum;
 

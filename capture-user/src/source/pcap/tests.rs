@@ -12,7 +12,9 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
+use super::packet::{fast_ipv4_tcp, parse_packet_lax};
 use super::*;
+use crate::source::Checksum;
 use crate::source::tcp_flags;
 
 /// IPv4 + TCP (seq 1000, PSH|ACK) carrying `payload`, without link header.
