@@ -616,6 +616,29 @@ fn tap_interface_deleted_ends_with_summary_and_error() {
     let s = parse_summary(&out.stderr).unwrap();
     assert_eq!(s.bytes, 1000, "{}", out.stderr);
     assert_eq!(s.segments as usize, out.lines.len());
+
+    // Decoding: the connection is finished (flushed, its close printed) and
+    // the decode summary is there too, before the error.
+    let v = VethPair::new().unwrap();
+    let w = Wstap::start(&v.b, &["-i", &v.b_if, "--format", "json"]).unwrap();
+    run_peers(peer(), &v.b, &v.a, "10.77.0.2:5611", 700, 300).unwrap();
+    settle();
+    v.b.ip(&["link", "del", &v.b_if]).unwrap();
+    let out = w.wait_exit(Duration::from_secs(15)).unwrap();
+    assert!(!out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("went away"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wstap: 1 connections"),
+        "decode summary missing: {}",
+        out.stderr
+    );
+    assert!(
+        out.lines
+            .iter()
+            .any(|l| l.contains("\"event\":\"conn_close\"")),
+        "the connection's close: {:?}",
+        out.lines
+    );
 }
 
 fn assert_fails_with(out: &std::process::Output, needle: &str) {

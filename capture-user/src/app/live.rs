@@ -94,6 +94,10 @@ enum Stop {
     Closed,
     /// Writing the output or the pcapng file failed.
     Failed(anyhow::Error),
+    /// The capture's source went away (its interface was deleted): what was
+    /// captured is finished and summarised like a normal end, then this
+    /// error is the exit status.
+    Gone(anyhow::Error),
 }
 
 /// What happens to each segment.
@@ -327,7 +331,7 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
                 // A deleted interface takes its links along: nothing more
                 // would arrive, so end with the summary and say why.
                 if let Err(e) = tap.check_interface() {
-                    live.stop = Some(Stop::Failed(e.into()));
+                    live.stop = Some(Stop::Gone(e.into()));
                     break;
                 }
                 if cli.stats {
@@ -353,15 +357,16 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
 
 /// The exit summary, or the error that stopped the capture. A closed stdout
 /// is a normal end (`wstap -i eth0 | head`) and prints nothing.
-fn report(live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
-    match live.stop {
+fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
+    let gone = match live.stop.take() {
         Some(Stop::Closed) => return Ok(()),
         Some(Stop::Failed(e)) => {
             summary(&live.seen, c, unreadable);
             return Err(e);
         }
-        Some(Stop::Count) | None => {}
-    }
+        Some(Stop::Gone(e)) => Some(e),
+        Some(Stop::Count) | None => None,
+    };
     summary(&live.seen, c, unreadable);
     if let Some(d) = live.decode_stats() {
         common::print_decode_summary(&d);
@@ -373,7 +378,7 @@ fn report(live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
             p.path.display()
         );
     }
-    Ok(())
+    gone.map_or(Ok(()), Err)
 }
 
 fn summary(seen: &Seen, c: &Counters, unreadable: u64) {

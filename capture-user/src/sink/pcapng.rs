@@ -1,9 +1,10 @@
 //! pcapng output (`-w FILE.pcapng`), so that a capture taken by wstap can be
 //! opened in Wireshark or checked with tshark.
 //!
-//! Two ways in: [`PcapNgSink::write_raw`] keeps a packet exactly as read from
-//! a capture file (`-r ... -w ...`); [`PcapNgSink::write_segment`] rebuilds a
-//! packet from what the kernel tap delivers (addresses, ports, seq, ack,
+//! Two ways in: [`PcapNgSink::write_raw`] writes a frame as it is (the
+//! rebuilt one below, and tests); [`PcapNgSink::write_segment`] rebuilds a
+//! packet from a segment (what the kernel tap delivers, or what `-r ... -w`
+//! read) (addresses, ports, seq, ack,
 //! flags, window, payload) as Ethernet + IPv4/IPv6 + TCP with valid
 //! checksums, because the tap copies payloads, not whole frames; a segment
 //! read with a bad checksum gets a bad one again, so that the file tells

@@ -53,10 +53,12 @@ pub enum Checksum {
     /// pseudo-header's addresses are not the ones in the IP header (an IPv6
     /// routing header with segments left, IPv4 source routing), the IP
     /// header gives no length (the segment's end is not known), or the
-    /// source cannot know at all (live records carry no checksum yet).
+    /// source cannot know (live: the kernel tap runs before TCP checks the
+    /// checksum; see `tap::ring`).
     #[default]
     Unchecked,
-    /// The ones'-complement sum over pseudo-header and segment verified.
+    /// The ones'-complement sum over pseudo-header and segment verified (in
+    /// a file), or the device verified it (live, `CHECKSUM_UNNECESSARY`).
     Good,
     /// The sum did not verify: the receiver's kernel would have dropped it,
     /// unless the capture saw it before checksum offload filled it in.

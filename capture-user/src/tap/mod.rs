@@ -1,6 +1,6 @@
 //! The kernel tap: load the eBPF programs (`capture-ebpf`) and fill their
-//! filter maps ([`load`], [`maps`]), attach them ([`attach`]), and drain the
-//! ring buffer with tokio's `AsyncFd` ([`ring`]).
+//! filter maps (`load`, `maps`), attach them (`attach`), and drain the
+//! ring buffer with tokio's `AsyncFd` (`ring`).
 //!
 //! # Loss
 //!
@@ -187,7 +187,8 @@ impl Tap {
     }
 
     /// Waits until the ring has records, then hands every available record to
-    /// `f`. Returns the number of records. Cancel-safe: nothing is consumed
+    /// `f`. Returns the number of ring items taken (unreadable ones, counted
+    /// in [`Tap::unreadable_records`], included). Cancel-safe: nothing is consumed
     /// before the wait completes.
     pub async fn next_batch(&mut self, mut f: impl FnMut(Record<'_>)) -> Result<usize, TapError> {
         loop {

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use aya::maps::{MapData, RingBuf};
-use capture_common::{kind, RecordHeader, RecordPrefix, HEADER_LEN, WIRE_VERSION};
+use capture_common::{kind, RecordHeader, HEADER_LEN, WIRE_VERSION};
 
 use crate::source::{tcp_flags, Checksum, Segment};
 
@@ -58,18 +58,15 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// Parses a ring item, checking its kind, version and lengths.
     pub fn parse(item: &'a [u8]) -> Result<Self, Unreadable> {
-        let &[kind_byte, version, ..] = item else {
+        // The bytes of `RecordPrefix`: kind, then version.
+        let &[record_kind, version, ..] = item else {
             return Err(Unreadable::Short);
         };
-        let prefix = RecordPrefix {
-            kind: kind_byte,
-            version,
-        };
-        if prefix.kind != kind::TCP_SEGMENT {
-            return Err(Unreadable::Kind(prefix.kind));
+        if record_kind != kind::TCP_SEGMENT {
+            return Err(Unreadable::Kind(record_kind));
         }
-        if prefix.version != WIRE_VERSION {
-            return Err(Unreadable::Version(prefix.version));
+        if version != WIRE_VERSION {
+            return Err(Unreadable::Version(version));
         }
         if item.len() < HEADER_LEN {
             return Err(Unreadable::Short);
@@ -173,6 +170,7 @@ pub(super) fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use capture_common::RecordPrefix;
 
     fn item(h: RecordHeader, payload: &[u8]) -> Vec<u8> {
         let mut v = vec![0u8; HEADER_LEN];

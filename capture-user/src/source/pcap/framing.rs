@@ -12,7 +12,7 @@ use super::packet::LinkType;
 /// Most interfaces of one pcapng section wstap keeps (link type and
 /// timestamp unit each, 16 bytes). Interface Description Blocks past it are
 /// read and counted but not kept; packets on those interfaces are counted in
-/// [`SourceStats::iface_over_cap`] and not decoded.
+/// [`SourceStats::iface_over_cap`](super::SourceStats::iface_over_cap) and not decoded.
 pub const MAX_INTERFACES: usize = 1 << 16;
 
 /// The interfaces of the current pcapng section, in declaration order (the

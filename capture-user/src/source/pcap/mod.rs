@@ -203,8 +203,8 @@ impl<R: Read> PcapSource<PcapChain<R>> {
     /// Like [`from_reader`](Self::from_reader), with a stop flag (raised by
     /// a signal handler): once it is up, nothing more is read from `r`
     /// ([`StopReader`]; a read the signal interrupted, on a FIFO or pipe
-    /// waiting for data, ends too), [`for_each_segment`]
-    /// (Self::for_each_segment) returns after the records already read and
+    /// waiting for data, ends too), [`for_each_segment`](PcapSource::for_each_segment)
+    /// returns after the records already read and
     /// [`SourceStats::interrupted`] is set.
     pub fn from_reader_until(r: R, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
         let mut r = StopReader { inner: r, stop };
@@ -275,7 +275,7 @@ impl<R: Read> PcapSource<R> {
     /// Calls `f` with every TCP segment, in file order, until the file ends or
     /// `f` breaks. Each segment borrows the reader's buffer (no copy). The
     /// second argument is the number of payload bytes the capture cut off
-    /// (snap length), for [`Decoder::push_cut`](crate::decode::Decoder::push_cut).
+    /// (snap length), for [`Decoder::push_cut`](crate::registry::Decoder::push_cut).
     pub fn for_each_segment(
         &mut self,
         mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,

@@ -14,8 +14,8 @@ use pcap_file::DataLink;
 
 use super::packet::{fast_ipv4_tcp, parse_packet_lax};
 use super::*;
-use crate::source::Checksum;
 use crate::source::tcp_flags;
+use crate::source::Checksum;
 
 /// IPv4 + TCP (seq 1000, PSH|ACK) carrying `payload`, without link header.
 fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
