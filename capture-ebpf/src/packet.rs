@@ -11,8 +11,16 @@ use aya_ebpf::{
 use capture_common::csum;
 
 pub trait Packet {
-    /// Reads `N` bytes at `off`.
-    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]>;
+    /// Reads `N` bytes at `off` (a header, into a stack buffer).
+    #[inline(always)]
+    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]> {
+        let mut buf = [0u8; N];
+        if self.load_chunk(off, buf.as_mut_ptr(), N as u32) {
+            Some(buf)
+        } else {
+            None
+        }
+    }
     /// Reads `len` (1..=CHUNK_MAX, checked by the caller) bytes at `off` into `dst`.
     fn load_chunk(&self, off: u32, dst: *mut u8, len: u32) -> bool;
     /// Total length of the packet, linear part and fragments.
@@ -24,23 +32,6 @@ pub trait Packet {
 }
 
 impl Packet for TcContext {
-    #[inline(always)]
-    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]> {
-        let mut buf = [0u8; N];
-        let r = unsafe {
-            bpf_skb_load_bytes(
-                self.skb.skb as *const _,
-                off,
-                buf.as_mut_ptr() as *mut _,
-                N as u32,
-            )
-        };
-        if r < 0 {
-            None
-        } else {
-            Some(buf)
-        }
-    }
     #[inline(always)]
     fn load_chunk(&self, off: u32, dst: *mut u8, len: u32) -> bool {
         unsafe { bpf_skb_load_bytes(self.skb.skb as *const _, off, dst as *mut _, len) >= 0 }
@@ -66,16 +57,6 @@ impl Packet for TcContext {
 }
 
 impl Packet for XdpContext {
-    #[inline(always)]
-    fn load<const N: usize>(&self, off: u32) -> Option<[u8; N]> {
-        let mut buf = [0u8; N];
-        let r = unsafe { bpf_xdp_load_bytes(self.ctx, off, buf.as_mut_ptr() as *mut _, N as u32) };
-        if r < 0 {
-            None
-        } else {
-            Some(buf)
-        }
-    }
     #[inline(always)]
     fn load_chunk(&self, off: u32, dst: *mut u8, len: u32) -> bool {
         unsafe { bpf_xdp_load_bytes(self.ctx, off, dst as *mut _, len) >= 0 }
