@@ -1,14 +1,13 @@
 //! pcapng output (`-w FILE.pcapng`), so that a capture taken by wstap can be
 //! opened in Wireshark or checked with tshark.
 //!
-//! Two ways in: [`PcapNgSink::write_raw`] writes a frame as it is (the
-//! rebuilt one below, and tests); [`PcapNgSink::write_segment`] rebuilds a
-//! packet from a segment (what the kernel tap delivers, or what `-r ... -w`
-//! read) (addresses, ports, seq, ack,
-//! flags, window, payload) as Ethernet + IPv4/IPv6 + TCP with valid
-//! checksums, because the tap copies payloads, not whole frames; a segment
+//! [`PcapNgSink::write_segment`] rebuilds a packet from a segment (what the
+//! kernel tap delivers, or what `-r ... -w` read: addresses, ports, seq,
+//! ack, flags, window, payload) as Ethernet + IPv4/IPv6 + TCP with a valid
+//! checksum, because the tap copies payloads, not whole frames; a segment
 //! read with a bad checksum gets a bad one again, so that the file tells
-//! what the capture did (and `--verify-checksums` can drop it). One
+//! what the capture did (and `--verify-checksums` can drop it).
+//! [`PcapNgSink::write_raw`] writes a frame as it is (the rebuilt one). One
 //! interface description block is written per interface name and link type,
 //! with nanosecond timestamps (`if_tsresol` = 9).
 

@@ -88,19 +88,19 @@ pub(super) const ENHANCED_PACKET_BLOCK: u32 = 6;
 
 /// Largest pcapng block or pcap record read (one holds one packet; snap
 /// lengths are at most 256 KiB in practice). A longer one is a corrupt file.
-pub(super) const MAX_BLOCK: usize = 16 << 20;
+const MAX_BLOCK: usize = 16 << 20;
 
 /// What the read buffer starts with (it grows up to [`MAX_BLOCK`] for a
 /// block that does not fit).
-pub(super) const READ_BUFFER: usize = 1 << 20;
+const READ_BUFFER: usize = 1 << 20;
 
 /// The file's bytes, read in large chunks; records are parsed in place.
-pub(super) struct ReadBuf<R: Read> {
-    pub(super) reader: R,
-    pub(super) buf: Vec<u8>,
+struct ReadBuf<R: Read> {
+    reader: R,
+    buf: Vec<u8>,
     /// Unread bytes are `buf[pos..len]`.
-    pub(super) pos: usize,
-    pub(super) len: usize,
+    pos: usize,
+    len: usize,
 }
 
 impl<R: Read> ReadBuf<R> {
@@ -151,14 +151,14 @@ impl<R: Read> ReadBuf<R> {
 
 /// One classic pcap record: timestamp in nanoseconds, original length,
 /// captured bytes.
-pub(super) type PcapRecord<'a> = (u64, u32, &'a [u8]);
+type PcapRecord<'a> = (u64, u32, &'a [u8]);
 
 /// Classic pcap records straight out of a read buffer (pcap-file's reader
 /// did the same checks: only the record's length matters).
 pub(super) struct PcapRecords<R: Read> {
-    pub(super) rd: ReadBuf<R>,
-    pub(super) big_endian: bool,
-    pub(super) nanos: bool,
+    rd: ReadBuf<R>,
+    big_endian: bool,
+    nanos: bool,
     /// The link type code of the file header.
     pub(super) link: u32,
 }
@@ -235,17 +235,17 @@ impl<R: Read> PcapRecords<R> {
 /// lasts, which wstap cannot bound; here the caller keeps what it needs of
 /// each one ([`Ifaces`]), in constant time per block.
 pub(super) struct NgBlocks<R: Read> {
-    pub(super) rd: ReadBuf<R>,
+    rd: ReadBuf<R>,
     /// Byte order of the current section.
-    pub(super) big_endian: bool,
+    big_endian: bool,
 }
 
-pub(super) fn bad(what: &'static str) -> PcapError {
+fn bad(what: &'static str) -> PcapError {
     PcapError::InvalidField(what)
 }
 
 /// The end of the file inside a block, as pcap-file reports it.
-pub(super) fn cut() -> PcapError {
+fn cut() -> PcapError {
     PcapError::IoError(std::io::ErrorKind::UnexpectedEof.into())
 }
 

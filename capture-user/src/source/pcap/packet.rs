@@ -124,7 +124,7 @@ pub(super) fn fast_ipv4_tcp(ts_ns: u64, ip: &[u8]) -> Option<Parsed<'_>> {
 /// The checksum verdict of a whole IPv4 TCP segment; `options` are the IP
 /// header's. With a source route the destination field holds the next
 /// hop, not the final destination the sender summed: unchecked.
-pub(super) fn checksum_v4(src: [u8; 4], dst: [u8; 4], options: &[u8], tcp: &[u8]) -> Checksum {
+fn checksum_v4(src: [u8; 4], dst: [u8; 4], options: &[u8], tcp: &[u8]) -> Checksum {
     if !options.is_empty() && source_routed(options) {
         return Checksum::Unchecked;
     }
@@ -134,7 +134,7 @@ pub(super) fn checksum_v4(src: [u8; 4], dst: [u8; 4], options: &[u8], tcp: &[u8]
 /// Whether IPv4 options carry a loose or strict source route (RFC 791
 /// types 131 and 137). Options that do not parse count as a route: their
 /// packet cannot be checked with confidence either.
-pub(super) fn source_routed(mut options: &[u8]) -> bool {
+fn source_routed(mut options: &[u8]) -> bool {
     while let [kind, rest @ ..] = options {
         match kind {
             0 => return false,
@@ -154,7 +154,7 @@ pub(super) fn source_routed(mut options: &[u8]) -> bool {
 /// field is not yet the final destination the pseudo-header needs
 /// (RFC 8200 §8.1): unchecked, rather than decoding each routing type's
 /// address list.
-pub(super) fn checksum_v6(
+fn checksum_v6(
     src: &[u8; 16],
     dst: &[u8; 16],
     ext: &Ipv6ExtensionsSlice<'_>,
@@ -225,11 +225,11 @@ pub(crate) fn parse_packet_lax(link: LinkType, ts_ns: u64, data: &[u8]) -> Parse
     to_segment(sliced, ts_ns)
 }
 
-pub(super) fn ip_packet(data: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+fn ip_packet(data: &[u8]) -> Option<LaxSlicedPacket<'_>> {
     LaxSlicedPacket::from_ip(data).ok()
 }
 
-pub(super) fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
+fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
     // `wire_len`: the IP payload length the header announces, when the
     // capture holds less of it (snap length).
     let (src_ip, dst_ip, fragmented, wire_len): (IpAddr, IpAddr, bool, Option<usize>) = match &p.net
@@ -319,7 +319,7 @@ pub(super) fn to_segment<'a>(p: LaxSlicedPacket<'a>, ts_ns: u64) -> Parsed<'a> {
 /// The checksum verdict of the TCP segment `tcp` (header and payload) of
 /// `p`: verified only when the IP header gave its length and all of it was
 /// captured, so that `tcp` is exactly the segment the sender summed.
-pub(super) fn lax_checksum(p: &LaxSlicedPacket<'_>, tcp: &[u8]) -> Checksum {
+fn lax_checksum(p: &LaxSlicedPacket<'_>, tcp: &[u8]) -> Checksum {
     match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) if whole(v4.payload(), LenSource::Ipv4HeaderTotalLen) => {
             let h = v4.header();
@@ -337,11 +337,11 @@ pub(super) fn lax_checksum(p: &LaxSlicedPacket<'_>, tcp: &[u8]) -> Checksum {
 /// (`from`), not guessed from the captured bytes: a zero length field
 /// (IPv4 TSO captures, IPv6 jumbograms) leaves the end unknown, and the
 /// captured bytes may hold link-layer padding after it.
-pub(super) fn whole(pl: &LaxIpPayloadSlice<'_>, from: LenSource) -> bool {
+fn whole(pl: &LaxIpPayloadSlice<'_>, from: LenSource) -> bool {
     !pl.incomplete && pl.len_source == from
 }
 
-pub(super) fn is_tcp(p: &LaxSlicedPacket<'_>) -> bool {
+fn is_tcp(p: &LaxSlicedPacket<'_>) -> bool {
     let n = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => v4.payload().ip_number,
         Some(LaxNetSlice::Ipv6(v6)) => v6.payload().ip_number,
