@@ -443,21 +443,30 @@ pub fn bpf_fds(pid: i32) -> Result<BpfFds> {
 
 /// Ids of all bpf links in the kernel (`bpftool -j link show`).
 pub fn kernel_link_ids() -> Result<Vec<u32>> {
-    let out = crate::netns::run(Command::new("bpftool").args(["-j", "link", "show"]))?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| l["id"].as_u64())
-                .map(|i| i as u32)
-                .collect()
-        })
-        .unwrap_or_default())
+    bpftool_ids("link")
 }
 
 /// Ids of all loaded bpf programs (`bpftool -j prog show`).
 pub fn kernel_prog_ids() -> Result<Vec<u32>> {
-    let out = crate::netns::run(Command::new("bpftool").args(["-j", "prog", "show"]))?;
+    bpftool_ids("prog")
+}
+
+/// Ids of every object of `kind` ("link", "prog") the kernel lists.
+/// bpftool walks the ids and then opens each one, so an object released
+/// between the two (another test's link going away) fails the whole
+/// listing: that race is retried, a few times, before it counts as an error.
+fn bpftool_ids(kind: &str) -> Result<Vec<u32>> {
+    let mut tries = 0;
+    let out = loop {
+        match crate::netns::run(Command::new("bpftool").args(["-j", kind, "show"])) {
+            Ok(out) => break out,
+            Err(_) if tries < 5 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     Ok(v.as_array()
         .map(|a| {
