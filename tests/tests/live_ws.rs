@@ -437,10 +437,35 @@ fn live_tiny_ring_losses_are_gaps_not_wrong_messages() {
         .flat_map(|c| c["sent"].as_array().unwrap().iter().map(common::logged))
         .collect();
     let msgs = common::named(&events, "ws_message");
-    let wrong = msgs
+    let wrong: Vec<&Value> = msgs
         .iter()
+        .copied()
         .filter(|m| !sent.contains(&common::payload(m)))
-        .count();
+        .collect();
+    for m in wrong.iter().take(3) {
+        let mut m = (*m).clone();
+        if let Some(o) = m.as_object_mut() {
+            for k in ["data", "text", "data_b64"] {
+                if let Some(Value::String(v)) = o.get_mut(k) {
+                    v.truncate(64);
+                }
+            }
+        }
+        eprintln!("never sent: {m}");
+    }
+    if let Some(first) = wrong.first() {
+        // What led to it: the events of its connection just before.
+        let at = events.iter().position(|e| std::ptr::eq(e, *first)).unwrap();
+        let before: Vec<String> = events[..at]
+            .iter()
+            .filter(|e| e["conn"] == first["conn"] && e["event"] != "ws_message")
+            .rev()
+            .take(8)
+            .map(|e| e.to_string())
+            .collect();
+        eprintln!("events before it (latest first): {before:#?}");
+    }
+    let wrong = wrong.len();
     let total: usize = convs
         .iter()
         .map(|c| 2 * c["sent"].as_array().unwrap().len())

@@ -1222,6 +1222,8 @@ fn gap_across_frames_resyncs() {
     after.extend(frame(true, 0, 1, None, b"five"));
     after.extend(frame(true, 0, 1, None, b"six"));
     after.extend(frame(true, 0, 1, None, b"seven"));
+    after.extend(frame(true, 0, 1, None, b"eight"));
+    after.extend(frame(true, 0, 1, None, b"nine"));
     let v = ws_events(None, vec![Data(R, d), Gap(R, 100), Data(R, after)]);
     let names: Vec<_> = v.iter().map(|r| r.kind.name()).collect();
     assert_eq!(
@@ -1230,6 +1232,8 @@ fn gap_across_frames_resyncs() {
             "ws_message",
             "ws_message",
             "resync",
+            "ws_message",
+            "ws_message",
             "ws_message",
             "ws_message",
             "ws_message",
