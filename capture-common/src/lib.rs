@@ -60,7 +60,51 @@ pub const DIR_EGRESS: u8 = 1;
 pub mod kind {
     /// A TCP segment (or one chunk of it): [`super::RecordHeader`] + payload.
     pub const TCP_SEGMENT: u8 = 1;
+    /// A socket fact from the ownership hooks: [`super::SockRecord`].
+    pub const SOCK: u8 = 2;
 }
+
+/// What a [`SockRecord`] says (its `event` byte).
+pub mod sock_event {
+    /// A process called connect(): `tgid`/`comm` own socket `sk` (process
+    /// context; the ports may not be chosen yet, so no addresses).
+    pub const CONNECT: u8 = 1;
+    /// A process other than the last known owner sent or received on `sk`
+    /// (the accepting side's first read, a socket handed to a child).
+    pub const IO: u8 = 3;
+    /// Socket `sk` reached ESTABLISHED: its addresses (any context, so no
+    /// owner). `saddr`/`sport` are the local end.
+    pub const ESTABLISHED: u8 = 4;
+}
+
+/// A socket fact, kind [`kind::SOCK`]. User space joins the owner records
+/// and the address record of one `sk` into "this 4-tuple belongs to that
+/// process". Addresses are in network order; IPv4 ones in the first four
+/// bytes (`family` says which); ports in host order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockRecord {
+    pub prefix: RecordPrefix,
+    /// One of [`sock_event`].
+    pub event: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`] (ESTABLISHED only).
+    pub family: u8,
+    /// Thread group id of the owner (0 for ESTABLISHED).
+    pub tgid: u32,
+    /// The kernel's socket pointer: only an identity, never dereferenced.
+    pub sk: u64,
+    pub ts_ns: u64,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    /// Kernel comm of the owning thread, NUL-padded.
+    pub comm: [u8; 16],
+    pub _pad: u32,
+}
+
+/// Bytes of a [`SockRecord`].
+pub const SOCK_RECORD_LEN: usize = core::mem::size_of::<SockRecord>();
 
 /// Version of the layout of each record kind, the second byte of every
 /// record. Bumped whenever a kind's layout changes, so that a user space
@@ -192,11 +236,13 @@ pub enum Counter {
     /// Packets whose headers could not be parsed (truncated, too many
     /// extension headers or VLAN tags).
     ParseErrors = 9,
+    /// Socket records (ownership) dropped because the ring was full.
+    SockRecordsLost = 10,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 10] = [
+    pub const ALL: [Counter; 11] = [
         Counter::PacketsSeen,
         Counter::SegmentsMatched,
         Counter::BytesMatched,
@@ -207,6 +253,7 @@ impl Counter {
         Counter::CutShortSegments,
         Counter::CutShortBytes,
         Counter::ParseErrors,
+        Counter::SockRecordsLost,
     ];
     /// Number of counters (entries of [`MAP_COUNTERS`]).
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -230,6 +277,7 @@ impl Counter {
             Counter::CutShortSegments => "segments cut short",
             Counter::CutShortBytes => "bytes cut short",
             Counter::ParseErrors => "parse errors",
+            Counter::SockRecordsLost => "socket records lost",
         }
     }
 }
@@ -276,9 +324,21 @@ pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 pub const PROG_TC_INGRESS: &str = "tc_ingress";
 pub const PROG_TC_EGRESS: &str = "tc_egress";
 pub const PROG_XDP: &str = "xdp_tap";
+/// The ownership hooks (`capture-ebpf/src/sock.rs`): tracepoint
+/// `sock:inet_sock_set_state`, and one program on both
+/// `sock:sock_send_length` and `sock:sock_recv_length`.
+pub const PROG_SOCK_STATE: &str = "sock_state";
+pub const PROG_SOCK_IO: &str = "sock_io";
+/// `LruHashMap<u64, u32>`: socket pointer → the tgid last reported for it,
+/// so a send or receive is reported only when the owner changes.
+pub const MAP_SOCK_OWNER: &str = "SOCK_OWNER";
+/// Entries of [`MAP_SOCK_OWNER`].
+pub const SOCK_OWNER_MAX: u32 = 65536;
 
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain-old-data, repr(C), no padding holes left implicit.
     unsafe impl aya::Pod for super::RecordHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockRecord {}
 }

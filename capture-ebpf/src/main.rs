@@ -4,7 +4,8 @@
 //! modules: [`packet`] reads it, [`parse`] finds the TCP segment, [`filter`]
 //! keeps it or not, and [`record`] copies it into the ring (see
 //! `capture-common` for the record layout); [`maps`] holds what user space
-//! shares with the programs. They never change or drop traffic: TC returns
+//! shares with the programs; [`sock`] holds the ownership hooks (which
+//! process a socket belongs to). They never change or drop traffic: TC returns
 //! TC_ACT_UNSPEC (pass on to the next program or the stack), XDP returns
 //! XDP_PASS.
 #![no_std]
@@ -15,6 +16,7 @@ mod maps;
 mod packet;
 mod parse;
 mod record;
+mod sock;
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_UNSPEC},

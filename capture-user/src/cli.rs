@@ -96,6 +96,11 @@ pub struct Cli {
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,
 
+    /// Live capture: do not attribute connections to processes (no
+    /// `src_pid`/`src_comm`/`dst_pid`/`dst_comm`, no ownership hooks).
+    #[arg(long)]
+    pub no_process: bool,
+
     /// Print a status line on stderr every second.
     #[arg(long)]
     pub stats: bool,

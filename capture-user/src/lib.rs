@@ -14,6 +14,7 @@ pub mod cli;
 pub mod event;
 pub mod filter;
 pub mod flow;
+pub mod owners;
 pub mod proto;
 pub mod registry;
 pub mod side;

@@ -3,6 +3,9 @@
 //! part of the exit summary. Kept here so that `live` and `offline` print
 //! the same things the same way.
 
+use std::sync::Arc;
+
+use crate::owners::Owners;
 use std::io::Write;
 
 use crate::cli::{Cli, Format};
@@ -16,15 +19,24 @@ use crate::source::ChecksumStats;
 
 /// The stdout sink for `--format`, with `--payload-max` (and `--hex` for
 /// text segment lines).
-pub fn output(cli: &Cli) -> Box<dyn Output> {
-    output_on(cli, std::io::stdout().lock())
+pub fn output(cli: &Cli, owners: Option<Arc<Owners>>) -> Box<dyn Output> {
+    output_on(cli, std::io::stdout().lock(), owners)
 }
 
 /// Like [`output`], writing to `w` (a decoder thread's share of stdout).
-pub fn output_on<W: Write + 'static>(cli: &Cli, w: W) -> Box<dyn Output> {
+/// `owners`: the process of each end, when live capture attributes them.
+pub fn output_on<W: Write + 'static>(
+    cli: &Cli,
+    w: W,
+    owners: Option<Arc<Owners>>,
+) -> Box<dyn Output> {
     match cli.format {
-        Format::Text => Box::new(TextSink::new(w, cli.payload_max).with_segment_hex(cli.hex)),
-        Format::Json => Box::new(JsonSink::new(w, cli.payload_max)),
+        Format::Text => Box::new(
+            TextSink::new(w, cli.payload_max)
+                .with_segment_hex(cli.hex)
+                .with_owners(owners),
+        ),
+        Format::Json => Box::new(JsonSink::new(w, cli.payload_max).with_owners(owners)),
     }
 }
 

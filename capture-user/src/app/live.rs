@@ -35,7 +35,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, ErrorKind, StdoutLock, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -45,11 +47,12 @@ use super::shards::Shards;
 use crate::cli::{AttachKind, XdpModeArg};
 use crate::cli::{Cli, Format};
 use crate::filter::Filter;
+use crate::owners::{self, Owners};
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
 use crate::source::Segment;
-use crate::tap::{self, Attach, Counters, Record, Tap, TapConfig, XdpAttachMode};
+use crate::tap::{self, Attach, Counters, Record, RingItem, Tap, TapConfig, XdpAttachMode};
 use capture_common::Counter;
 
 pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
@@ -71,6 +74,7 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
         },
         ring_size: cli.ring_size,
         verbose: cli.verbose,
+        owners: !cli.no_process,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -129,6 +133,37 @@ struct Live {
     seen: Seen,
     clock_offset_ns: i64,
     stop: Option<Stop>,
+    /// Who owns each connection's ends (`None` with `--no-process`).
+    owners: Option<Arc<Owners>>,
+    pcap_comment: PcapComment,
+}
+
+/// The `-w` packet comment naming the processes of a segment's ends, kept
+/// for the last (src, dst, owner epoch): consecutive segments of one
+/// connection cost no lookup.
+#[derive(Default)]
+struct PcapComment {
+    key: Option<(SocketAddr, SocketAddr, u64)>,
+    text: Option<String>,
+}
+
+impl PcapComment {
+    /// `src comm[pid], dst comm[pid]` (the ends that are known), or `None`.
+    fn get(&mut self, owners: &Owners, src: SocketAddr, dst: SocketAddr) -> Option<&str> {
+        let key = (src, dst, owners.epoch());
+        if self.key != Some(key) {
+            self.key = Some(key);
+            let ends: Vec<String> = [("src", src, dst), ("dst", dst, src)]
+                .into_iter()
+                .filter_map(|(name, end, peer)| {
+                    let w = owners.owner_of(end, peer)?;
+                    Some(format!("{name} {}[{}]", w.comm, w.pid))
+                })
+                .collect();
+            self.text = (!ends.is_empty()).then(|| ends.join(", "));
+        }
+        self.text.as_deref()
+    }
 }
 
 impl Live {
@@ -136,8 +171,11 @@ impl Live {
     /// path fails without touching the interface).
     fn new(cli: &Cli) -> anyhow::Result<Live> {
         let workers = common::live_workers(cli)?;
+        let owners = (!cli.no_process).then(Owners::new);
         let mode = match (cli.segments, cli.format) {
-            (false, _) if workers > 1 => Mode::Sharded(Box::new(Shards::start(cli, workers)?)),
+            (false, _) if workers > 1 => {
+                Mode::Sharded(Box::new(Shards::start(cli, workers, owners.clone())?))
+            }
             (false, _) => Mode::Decode(Box::new(Decoder::new(common::decode_config(cli)))),
             (true, Format::Json) => Mode::SegmentJson,
             (true, Format::Text) => Mode::SegmentLines(
@@ -155,11 +193,13 @@ impl Live {
         // The workers write stdout themselves: this thread must not hold
         // stdout's lock then, so its own sink writes nowhere.
         let out = match mode {
-            Mode::Sharded(_) => common::output_on(cli, std::io::sink()),
-            _ => common::output(cli),
+            Mode::Sharded(_) => common::output_on(cli, std::io::sink(), None),
+            _ => common::output(cli, owners.clone()),
         };
         Ok(Live {
             mode,
+            owners,
+            pcap_comment: PcapComment::default(),
             sink: Limit::new(out, cli.count),
             pcap,
             names: IfNames::default(),
@@ -172,6 +212,18 @@ impl Live {
     /// One ring record: count it, write it to `-w`, decode or print it.
     /// Records still in the ring after a stop are counted (they were
     /// captured, and the summary must match the kernel's) but not handled.
+    /// One ring item: a segment record, or a socket fact for the owners.
+    fn item(&mut self, item: &RingItem<'_>) {
+        match item {
+            RingItem::Segment(rec) => self.record(rec),
+            RingItem::Sock(fact) => {
+                if let Some(o) = &self.owners {
+                    o.apply(fact);
+                }
+            }
+        }
+    }
+
     fn record(&mut self, rec: &Record<'_>) {
         self.seen.segments += 1;
         self.seen.bytes += rec.payload.len() as u64;
@@ -200,7 +252,11 @@ impl Live {
     fn write_pcap(&mut self, rec: &Record<'_>, seg: &Segment<'_>) {
         let Some(p) = &mut self.pcap else { return };
         let iface = self.names.get(rec.header.ifindex);
-        if let Err(e) = p.sink.write_segment(iface, seg) {
+        let comment = match &self.owners {
+            Some(o) => self.pcap_comment.get(o, seg.src, seg.dst),
+            None => None,
+        };
+        if let Err(e) = p.sink.write_segment_with_comment(iface, seg, comment) {
             let e = anyhow::Error::new(e).context(format!("writing {}", p.path.display()));
             self.stop = Some(Stop::Failed(e));
         }
@@ -310,6 +366,17 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
     let mut live = Live::new(cli)?;
     let mut tap = Tap::open(&cfg)?;
     live.clock_offset_ns = tap.clock_offset_ns();
+    // Once the hooks are attached (they see every later connection), and
+    // before "listening": connections already open get their owners here.
+    if let Some(owners) = &live.owners {
+        if let Some(why) = tap.owners_off() {
+            eprintln!(
+                "wstap: warning: process attribution is off for new connections ({why}); \
+                 connections open at start are still attributed from /proc"
+            );
+        }
+        owners::procfs::scan(owners);
+    }
     eprintln!(
         "listening on {} ({}), ring {} bytes",
         cfg.iface,
@@ -338,7 +405,7 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
                     status.print(&live, &tap.counters()?);
                 }
             }
-            r = tap.next_batch(|rec| live.record(&rec)) => {
+            r = tap.next_batch(|it| live.item(&it)) => {
                 r?;
                 live.end_batch();
             }
@@ -347,7 +414,7 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
     // Detach first, then take what is left in the ring, then read the
     // counters: the totals are then exact.
     tap.detach();
-    tap.drain_now(|rec| live.record(&rec));
+    tap.drain_now(|it| live.item(&it));
     live.finish();
     let c = tap.counters()?;
     let unreadable = tap.unreadable_records();
@@ -370,6 +437,13 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
     summary(&live.seen, c, unreadable);
     if let Some(d) = live.decode_stats() {
         common::print_decode_summary(&d);
+    }
+    if let Some(o) = &live.owners {
+        eprintln!(
+            "wstap: {} connection ends attributed to processes, {} owners evicted (table full)",
+            o.len(),
+            o.evicted()
+        );
     }
     if let Some(p) = &live.pcap {
         eprintln!(

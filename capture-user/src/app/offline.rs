@@ -61,7 +61,7 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     // With --segments the decoder is not used: the checksum verdicts of the
     // segments printed are counted here, by the same rule.
     let mut seg_checksums = ChecksumStats::default();
-    let mut sink = Limit::new(common::output(cli), cli.count);
+    let mut sink = Limit::new(common::output(cli, None), cli.count);
     let mut write_error = None;
     let read = source.for_each_segment(|seg, lost| {
         if !filter.matches(seg.src.ip(), seg.src.port(), seg.dst.ip(), seg.dst.port()) {

@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use super::common;
 use crate::cli::Cli;
 use crate::event::{Event, EventKind, EventSink};
+use crate::owners::Owners;
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::Output;
 use crate::source::{Checksum, Segment};
@@ -100,6 +101,8 @@ struct Shared {
     error: Mutex<Option<io::Error>>,
     /// Each worker's decoder counters after its latest batch (`--stats`).
     stats: Vec<Mutex<DecodeStats>>,
+    /// The owner table the sinks read.
+    owners: Option<Arc<Owners>>,
 }
 
 impl Shared {
@@ -126,8 +129,9 @@ pub struct Shards {
 
 impl Shards {
     /// Starts `n` decoder threads.
-    pub fn start(cli: &Cli, n: usize) -> io::Result<Shards> {
+    pub fn start(cli: &Cli, n: usize, owners: Option<Arc<Owners>>) -> io::Result<Shards> {
         let shared = Arc::new(Shared {
+            owners,
             limit: cli.count,
             printed: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
@@ -229,7 +233,7 @@ fn work(i: usize, cli: &Cli, rx: Receiver<Batch>, shared: &Shared) -> DecodeStat
     cfg.max_memory /= shared.stats.len().max(1);
     let mut dec = Decoder::new(cfg);
     let mut sink = WorkerSink {
-        out: common::output_on(cli, LockedStdout),
+        out: common::output_on(cli, LockedStdout, shared.owners.clone()),
         shared,
         index: i as u64,
         workers: shared.stats.len() as u64,

@@ -8,6 +8,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 
@@ -18,6 +19,7 @@ use super::{
 use crate::event::{
     Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
 };
+use crate::owners::Owners;
 use crate::source::{Checksum, Segment};
 
 /// Writes events as JSON Lines.
@@ -29,6 +31,8 @@ pub struct JsonSink<W: Write> {
     line: Vec<u8>,
     /// `,"conn":..,"src":..,"dst":..,"dir":..` of recent events.
     conns: ConnCache,
+    /// Who owns each end, when live capture attributes processes.
+    owners: Option<Arc<Owners>>,
     /// The seconds of the last timestamp written and their digits.
     ts_sec: u64,
     ts_sec_digits: Vec<u8>,
@@ -37,6 +41,12 @@ pub struct JsonSink<W: Write> {
 impl<W: Write> JsonSink<W> {
     /// `payload_max`: print at most this many payload bytes per event
     /// (`--payload-max`); the event says `"payload_truncated": true` then.
+    /// Adds `src_pid`/`src_comm`/`dst_pid`/`dst_comm` from `owners`.
+    pub fn with_owners(mut self, owners: Option<Arc<Owners>>) -> Self {
+        self.owners = owners;
+        self
+    }
+
     pub fn new(w: W, payload_max: Option<usize>) -> Self {
         JsonSink {
             out: w,
@@ -44,6 +54,7 @@ impl<W: Write> JsonSink<W> {
             payload_max,
             line: Vec::with_capacity(OUT_CHUNK + 4096),
             conns: ConnCache::new(),
+            owners: None,
             ts_sec: u64::MAX,
             ts_sec_digits: Vec::new(),
         }
@@ -189,13 +200,27 @@ impl<W: Write> EventSink for JsonSink<W> {
         }
         let max = self.payload_max;
         self.start_ts(ev.ts_ns);
-        let conn = self.conns.get((ev.conn, ev.src, ev.dst, ev.dir), |b| {
-            let mut o = Obj::resume(b);
-            o.num("conn", ev.conn);
-            o.addr("src", ev.src);
-            o.addr("dst", ev.dst);
-            o.name("dir", ev.dir.as_str());
-        });
+        let owners = self.owners.as_deref();
+        let epoch = owners.map_or(0, Owners::epoch);
+        let conn = self
+            .conns
+            .get((ev.conn, ev.src, ev.dst, ev.dir, epoch), |b| {
+                let mut o = Obj::resume(b);
+                o.num("conn", ev.conn);
+                o.addr("src", ev.src);
+                o.addr("dst", ev.dst);
+                o.name("dir", ev.dir.as_str());
+                if let Some(owners) = owners {
+                    if let Some(w) = owners.owner_of(ev.src, ev.dst) {
+                        o.num("src_pid", w.pid as u64);
+                        o.str("src_comm", &w.comm);
+                    }
+                    if let Some(w) = owners.owner_of(ev.dst, ev.src) {
+                        o.num("dst_pid", w.pid as u64);
+                        o.str("dst_comm", &w.comm);
+                    }
+                }
+            });
         self.line.extend_from_slice(conn);
         let mut o = Obj::resume(&mut self.line);
         o.name("event", ev.kind.name());
@@ -366,6 +391,7 @@ mod tests {
 
     use super::*;
     use crate::event::Direction;
+    use crate::owners::Owner;
 
     fn line(ev: &Event<'_>, max: Option<usize>) -> serde_json::Value {
         let mut buf = Vec::new();
@@ -413,6 +439,38 @@ mod tests {
         assert_eq!(v["fragments"], 2);
         assert_eq!(v["text"], "héllo");
         assert!(v.get("payload_truncated").is_none());
+    }
+
+    #[test]
+    fn owners_appear_on_their_ends_and_a_later_owner_is_not_cached_away() {
+        let owners = Owners::new();
+        let ev = msg(MessageKind::Text, b"x");
+        let mut buf = Vec::new();
+        let mut s = JsonSink::new(&mut buf, None).with_owners(Some(owners.clone()));
+        s.event(&ev);
+        // The receiving end becomes known between two events.
+        owners.insert(ev.dst, ev.src, Owner::new(77, b"client"));
+        s.event(&ev);
+        owners.insert(ev.src, ev.dst, Owner::new(5, b"server\0\0"));
+        s.event(&ev);
+        s.finish().unwrap();
+        drop(s);
+        let v: Vec<serde_json::Value> = buf
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert!(v[0].get("src_pid").is_none() && v[0].get("dst_pid").is_none());
+        assert!(v[1].get("src_pid").is_none());
+        assert_eq!(
+            (&v[1]["dst_pid"], &v[1]["dst_comm"]),
+            (&77.into(), &"client".into())
+        );
+        assert_eq!(
+            (&v[2]["src_pid"], &v[2]["src_comm"]),
+            (&5.into(), &"server".into())
+        );
+        assert_eq!(v[2]["dst_pid"], 77);
     }
 
     #[test]

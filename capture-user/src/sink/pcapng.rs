@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use etherparse::PacketBuilder;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
@@ -110,13 +110,28 @@ impl<W: Write> PcapNgSink<W> {
         data: &[u8],
         orig_len: u32,
     ) -> Result<(), PcapNgError> {
+        self.write_frame(iface, linktype, ts_ns, data, orig_len, None)
+    }
+
+    fn write_frame(
+        &mut self,
+        iface: &str,
+        linktype: u32,
+        ts_ns: u64,
+        data: &[u8],
+        orig_len: u32,
+        comment: Option<&str>,
+    ) -> Result<(), PcapNgError> {
         let interface_id = self.interface_id(iface, linktype)?;
         let epb = EnhancedPacketBlock {
             interface_id,
             timestamp: Duration::from_nanos(ts_ns),
             original_len: orig_len.max(data.len() as u32),
             data: Cow::Borrowed(data),
-            options: vec![],
+            options: comment
+                .map(|c| EnhancedPacketOption::Comment(Cow::Borrowed(c)))
+                .into_iter()
+                .collect(),
         };
         self.writer.write_block(&epb.into_block())?;
         self.packets += 1;
@@ -126,6 +141,18 @@ impl<W: Write> PcapNgSink<W> {
     /// Rebuilds a segment from the live tap as an Ethernet frame and writes
     /// it; a payload over 65,000 bytes becomes several packets.
     pub fn write_segment(&mut self, iface: &str, seg: &Segment<'_>) -> Result<(), PcapNgError> {
+        self.write_segment_with_comment(iface, seg, None)
+    }
+
+    /// [`Self::write_segment`] with a packet comment on each packet
+    /// (`opt_comment`, Wireshark's `frame.comment`): live capture puts the
+    /// processes of the segment's ends there.
+    pub fn write_segment_with_comment(
+        &mut self,
+        iface: &str,
+        seg: &Segment<'_>,
+        comment: Option<&str>,
+    ) -> Result<(), PcapNgError> {
         let mut offset = 0usize;
         loop {
             let end = (offset + MAX_REBUILT_PAYLOAD).min(seg.payload.len());
@@ -142,7 +169,8 @@ impl<W: Write> PcapNgSink<W> {
             self.rebuild(&part)?;
             let (ts, len) = (part.ts_ns, self.scratch.len() as u32);
             let scratch = std::mem::take(&mut self.scratch);
-            let res = self.write_raw(iface, DataLink::ETHERNET.into(), ts, &scratch, len);
+            let res =
+                self.write_frame(iface, DataLink::ETHERNET.into(), ts, &scratch, len, comment);
             self.scratch = scratch;
             res?;
             if last {

@@ -6,6 +6,8 @@
 //! bytes and binary 32, so one huge message cannot flood the terminal.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::{
     push_addr, push_padded, push_u64, shorten, split_ts, write_out, ConnCache, Output, OUT_CHUNK,
@@ -13,6 +15,7 @@ use super::{
 use crate::event::{
     Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
 };
+use crate::owners::Owners;
 use crate::source::{tcp_flags, Checksum, Segment};
 
 const DEFAULT_TEXT_PREVIEW: usize = 256;
@@ -30,12 +33,37 @@ pub struct TextSink<W: Write> {
     line: Vec<u8>,
     /// ` #conn src → dst ` of recent events.
     conns: ConnCache,
+    /// Who owns each end, when live capture attributes processes.
+    owners: Option<Arc<Owners>>,
     /// The seconds of the last timestamp written and their `HH:MM:SS.`.
     ts_sec: u64,
     ts_sec_text: [u8; 9],
 }
 
+/// ` comm[pid]` after the address of an end owned by a local process.
+fn push_owner(b: &mut Vec<u8>, owners: Option<&Owners>, end: SocketAddr, peer: SocketAddr) {
+    let Some(w) = owners.and_then(|o| o.owner_of(end, peer)) else {
+        return;
+    };
+    b.push(b' ');
+    // A comm is the program's own name: keep the line one line.
+    b.extend(
+        w.comm
+            .bytes()
+            .map(|c| if c.is_ascii_graphic() { c } else { b'?' }),
+    );
+    b.push(b'[');
+    push_u64(b, w.pid as u64);
+    b.push(b']');
+}
+
 impl<W: Write> TextSink<W> {
+    /// Shows `comm[pid]` beside each end `owners` knows.
+    pub fn with_owners(mut self, owners: Option<Arc<Owners>>) -> Self {
+        self.owners = owners;
+        self
+    }
+
     pub fn new(w: W, payload_max: Option<usize>) -> Self {
         TextSink {
             out: w,
@@ -44,6 +72,7 @@ impl<W: Write> TextSink<W> {
             segment_hex: false,
             line: Vec::with_capacity(OUT_CHUNK + 4096),
             conns: ConnCache::new(),
+            owners: None,
             ts_sec: u64::MAX,
             ts_sec_text: [0; 9],
         }
@@ -183,15 +212,21 @@ impl<W: Write> EventSink for TextSink<W> {
             return;
         }
         self.time_of_day(ev.ts_ns);
-        let conn = self.conns.get((ev.conn, ev.src, ev.dst, ev.dir), |b| {
-            b.extend_from_slice(b" #");
-            push_u64(b, ev.conn);
-            b.push(b' ');
-            push_addr(b, ev.src);
-            b.extend_from_slice(" → ".as_bytes());
-            push_addr(b, ev.dst);
-            b.push(b' ');
-        });
+        let owners = self.owners.as_deref();
+        let epoch = owners.map_or(0, Owners::epoch);
+        let conn = self
+            .conns
+            .get((ev.conn, ev.src, ev.dst, ev.dir, epoch), |b| {
+                b.extend_from_slice(b" #");
+                push_u64(b, ev.conn);
+                b.push(b' ');
+                push_addr(b, ev.src);
+                push_owner(b, owners, ev.src, ev.dst);
+                b.extend_from_slice(" → ".as_bytes());
+                push_addr(b, ev.dst);
+                push_owner(b, owners, ev.dst, ev.src);
+                b.push(b' ');
+            });
         let l = &mut self.line;
         l.extend_from_slice(conn);
         l.extend_from_slice(ev.kind.name().as_bytes());
@@ -359,6 +394,45 @@ mod tests {
 
     use super::*;
     use crate::event::Direction;
+    use crate::owners::Owner;
+
+    #[test]
+    fn local_ends_show_comm_and_pid() {
+        let owners = Owners::new();
+        let (src, dst) = (
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
+        owners.insert(src, dst, Owner::new(4242, b"my client"));
+        let mut buf = Vec::new();
+        {
+            let mut s = TextSink::new(&mut buf, None).with_owners(Some(owners));
+            s.event(&Event {
+                ts_ns: 0,
+                conn: 1,
+                src,
+                dst,
+                dir: Direction::ClientToServer,
+                kind: EventKind::Ws(WsEvent::Message {
+                    kind: MessageKind::Text,
+                    len_exact: true,
+                    payload: Cow::Borrowed(b"hi"),
+                    len: 2,
+                    wire_len: 2,
+                    compressed: false,
+                    fragments: 1,
+                    invalid_utf8: false,
+                    truncated: false,
+                }),
+            });
+            s.finish().unwrap();
+        }
+        let line = String::from_utf8(buf).unwrap();
+        assert!(
+            line.contains(" #1 10.0.0.1:40000 my?client[4242] → 10.0.0.2:80 ws_message"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn one_line_with_escaped_text_and_hex_preview() {

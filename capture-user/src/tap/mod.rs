@@ -20,6 +20,7 @@ mod attach;
 mod load;
 mod maps;
 mod ring;
+mod sock;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::ProgramError;
@@ -31,7 +32,9 @@ use crate::filter::Filter;
 pub use attach::{if_index, if_name, Attach, XdpAttachMode};
 pub use load::check_privileges;
 pub use maps::Counters;
-pub use ring::{ring_size_for, wakeup_bytes, Record, Unreadable, POLL_INTERVAL};
+pub use ring::{
+    ring_size_for, wakeup_bytes, Record, RingItem, SockFact, Unreadable, POLL_INTERVAL,
+};
 
 /// Errors of the kernel tap. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,8 @@ pub struct TapConfig {
     pub ring_size: u32,
     /// 0: no kernel diagnostics; 1: parse failures; 2+: filter decisions too.
     pub verbose: u8,
+    /// Attach the ownership hooks (which process each connection is).
+    pub owners: bool,
 }
 
 /// A loaded and attached tap.
@@ -96,6 +101,10 @@ pub struct Tap {
     counters: PerCpuArray<MapData, u64>,
     /// The attachments; `None` once detached.
     links: Option<attach::Links>,
+    /// The ownership hooks; `None` when off, failed, or detached.
+    sock_links: Option<sock::SockLinks>,
+    /// Why attribution is off although asked for.
+    owners_off: Option<String>,
     iface: String,
     index: u32,
     clock_offset_ns: i64,
@@ -129,6 +138,14 @@ impl Tap {
         };
         maps::fill_filter(&mut ebpf, &cfg.filter)?;
         let (links, description) = attach::attach(&mut ebpf, &cfg.iface, index, cfg.attach)?;
+        let (sock_links, owners_off) = if cfg.owners {
+            match sock::attach(&mut ebpf) {
+                Ok(l) => (Some(l), None),
+                Err(why) => (None, Some(why)),
+            }
+        } else {
+            (None, None)
+        };
 
         let ring: RingBuf<MapData> = maps::take(&mut ebpf, capture_common::MAP_RING)?;
         // SAFETY: the ring's fd stays open and unchanged while the AsyncFd owns it.
@@ -142,6 +159,8 @@ impl Tap {
             ring,
             counters,
             links: Some(links),
+            sock_links,
+            owners_off,
             iface: cfg.iface.clone(),
             index,
             clock_offset_ns,
@@ -150,6 +169,12 @@ impl Tap {
             unreadable: 0,
             log_task,
         })
+    }
+
+    /// Why process attribution is off although it was asked for (a hook
+    /// missing from this kernel, say); `None` when it is on or not asked for.
+    pub fn owners_off(&self) -> Option<&str> {
+        self.owners_off.as_deref()
     }
 
     /// How the tap is attached, e.g. "TC ingress+egress".
@@ -190,7 +215,7 @@ impl Tap {
     /// `f`. Returns the number of ring items taken (unreadable ones, counted
     /// in [`Tap::unreadable_records`], included). Cancel-safe: nothing is consumed
     /// before the wait completes.
-    pub async fn next_batch(&mut self, mut f: impl FnMut(Record<'_>)) -> Result<usize, TapError> {
+    pub async fn next_batch(&mut self, mut f: impl FnMut(RingItem<'_>)) -> Result<usize, TapError> {
         loop {
             // The kernel wakes us only when the ring fills past
             // `wakeup_bytes`; smaller amounts are picked up by this timer.
@@ -213,7 +238,7 @@ impl Tap {
     }
 
     /// Hands every record now in the ring to `f`, without waiting.
-    pub fn drain_now(&mut self, mut f: impl FnMut(Record<'_>)) -> usize {
+    pub fn drain_now(&mut self, mut f: impl FnMut(RingItem<'_>)) -> usize {
         ring::drain(self.ring.get_mut(), &mut self.unreadable, &mut f)
     }
 
@@ -227,6 +252,7 @@ impl Tap {
     /// exact totals.
     pub fn detach(&mut self) {
         self.links = None;
+        self.sock_links = None;
     }
 }
 
@@ -260,6 +286,7 @@ mod tests {
             capture_common::MAP_HOSTS_V4,
             capture_common::MAP_HOSTS_V6,
             capture_common::MAP_PORTS,
+            capture_common::MAP_SOCK_OWNER,
         ] {
             assert!(obj.maps.contains_key(map), "map {map} not in the object");
         }
@@ -269,6 +296,8 @@ mod tests {
             capture_common::PROG_TC_INGRESS,
             capture_common::PROG_TC_EGRESS,
             capture_common::PROG_XDP,
+            capture_common::PROG_SOCK_STATE,
+            capture_common::PROG_SOCK_IO,
         ] {
             assert!(
                 obj.programs.contains_key(prog),

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use aya::maps::{MapData, RingBuf};
-use capture_common::{kind, RecordHeader, HEADER_LEN, WIRE_VERSION};
+use capture_common::{kind, RecordHeader, SockRecord, HEADER_LEN, SOCK_RECORD_LEN, WIRE_VERSION};
 
 use crate::source::{tcp_flags, Checksum, Segment};
 
@@ -146,15 +146,67 @@ fn addr(family: u8, b: &[u8; 16]) -> IpAddr {
 
 /// Hands every record now in the ring to `f`; returns how many items were
 /// taken and adds those that could not be read to `unreadable`.
+/// One ring item, read by its kind.
+#[derive(Debug, Clone, Copy)]
+pub enum RingItem<'a> {
+    Segment(Record<'a>),
+    /// A fact from the ownership hooks, for the owner table.
+    Sock(SockFact),
+}
+
+impl<'a> RingItem<'a> {
+    pub fn parse(item: &'a [u8]) -> Result<Self, Unreadable> {
+        if item.first() == Some(&kind::SOCK) {
+            SockFact::parse(item).map(RingItem::Sock)
+        } else {
+            Record::parse(item).map(RingItem::Segment)
+        }
+    }
+}
+
+/// A [`SockRecord`] in user-space types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockFact {
+    /// One of `capture_common::sock_event`.
+    pub event: u8,
+    pub sk: u64,
+    pub tgid: u32,
+    pub comm: [u8; 16],
+    /// Local end, then remote end (ESTABLISHED only).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+impl SockFact {
+    pub fn parse(item: &[u8]) -> Result<Self, Unreadable> {
+        if item.get(1) != Some(&WIRE_VERSION) {
+            return Err(Unreadable::Version(item.get(1).copied().unwrap_or(0)));
+        }
+        if item.len() < SOCK_RECORD_LEN {
+            return Err(Unreadable::Short);
+        }
+        // SAFETY: at least SOCK_RECORD_LEN bytes; SockRecord is Pod; unaligned read.
+        let r: SockRecord = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        Ok(SockFact {
+            event: r.event,
+            sk: r.sk,
+            tgid: r.tgid,
+            comm: r.comm,
+            local: SocketAddr::new(addr(r.family, &r.saddr), r.sport),
+            remote: SocketAddr::new(addr(r.family, &r.daddr), r.dport),
+        })
+    }
+}
+
 pub(super) fn drain(
     ring: &mut RingBuf<MapData>,
     unreadable: &mut u64,
-    f: &mut impl FnMut(Record<'_>),
+    f: &mut impl FnMut(RingItem<'_>),
 ) -> usize {
     let mut n = 0;
     while let Some(item) = ring.next() {
-        match Record::parse(&item) {
-            Ok(rec) => f(rec),
+        match RingItem::parse(&item) {
+            Ok(it) => f(it),
             Err(why) => {
                 if *unreadable == 0 {
                     log::warn!("unreadable ring record ({why:?}); counted in the summary");
@@ -225,6 +277,38 @@ mod tests {
         let s = Record::parse(&it).unwrap().segment(0);
         assert_eq!(s.seq, (u32::MAX - 1).wrapping_add(16_384));
         assert!(s.has(tcp_flags::FIN) && s.has(tcp_flags::PSH));
+    }
+
+    #[test]
+    fn sock_records_are_read_by_their_kind() {
+        let mut r = capture_common::SockRecord {
+            prefix: RecordPrefix {
+                kind: kind::SOCK,
+                version: WIRE_VERSION,
+            },
+            event: capture_common::sock_event::ESTABLISHED,
+            family: capture_common::FAMILY_V4,
+            sk: 0xffff_8880_1234_5678,
+            sport: 40_000,
+            dport: 80,
+            ..Default::default()
+        };
+        r.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        r.daddr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let mut v = vec![0u8; capture_common::SOCK_RECORD_LEN];
+        unsafe { std::ptr::write_unaligned(v.as_mut_ptr().cast(), r) };
+        let RingItem::Sock(f) = RingItem::parse(&v).unwrap() else {
+            panic!("not a socket fact");
+        };
+        assert_eq!(f.sk, 0xffff_8880_1234_5678);
+        assert_eq!(f.local, "10.0.0.1:40000".parse().unwrap());
+        assert_eq!(f.remote, "10.0.0.2:80".parse().unwrap());
+        assert_eq!(RingItem::parse(&v[..20]).unwrap_err(), Unreadable::Short);
+        v[1] = WIRE_VERSION + 1;
+        assert_eq!(
+            RingItem::parse(&v).unwrap_err(),
+            Unreadable::Version(WIRE_VERSION + 1)
+        );
     }
 
     #[test]

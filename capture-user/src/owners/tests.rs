@@ -1,0 +1,166 @@
+use super::*;
+
+fn comm(s: &str) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..s.len()].copy_from_slice(s.as_bytes());
+    c
+}
+
+fn fact(event: u8, sk: u64, tgid: u32, name: &str, local: &str, remote: &str) -> SockFact {
+    SockFact {
+        event,
+        sk,
+        tgid,
+        comm: comm(name),
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+    }
+}
+
+const ANY: &str = "0.0.0.0:0";
+
+#[test]
+fn client_connect_then_established_joins() {
+    let o = Owners::new();
+    o.apply(&fact(sock_event::CONNECT, 1, 42, "client", ANY, ANY));
+    assert!(o.is_empty());
+    let e0 = o.epoch();
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        1,
+        0,
+        "",
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+    ));
+    assert!(o.epoch() > e0);
+    let got = o.owner_of(
+        "10.0.0.1:40000".parse().unwrap(),
+        "10.0.0.2:80".parse().unwrap(),
+    );
+    assert_eq!(got, Some(Owner::new(42, b"client")));
+    // The other end is not this process.
+    assert_eq!(
+        o.owner_of(
+            "10.0.0.2:80".parse().unwrap(),
+            "10.0.0.1:40000".parse().unwrap()
+        ),
+        None
+    );
+}
+
+#[test]
+fn server_established_then_first_read_joins() {
+    let o = Owners::new();
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        7,
+        0,
+        "",
+        "10.0.0.2:80",
+        "10.0.0.1:40000",
+    ));
+    assert!(o.is_empty());
+    o.apply(&fact(sock_event::IO, 7, 9, "server", ANY, ANY));
+    let got = o.owner_of(
+        "10.0.0.2:80".parse().unwrap(),
+        "10.0.0.1:40000".parse().unwrap(),
+    );
+    assert_eq!(
+        got.map(|w| (w.pid, w.comm.to_string())),
+        Some((9, "server".into()))
+    );
+}
+
+#[test]
+fn a_reused_socket_pointer_does_not_inherit_the_old_owner() {
+    let o = Owners::new();
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        7,
+        0,
+        "",
+        "10.0.0.2:80",
+        "10.0.0.1:1",
+    ));
+    o.apply(&fact(sock_event::IO, 7, 9, "old", ANY, ANY));
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        7,
+        0,
+        "",
+        "10.0.0.2:80",
+        "10.0.0.1:2",
+    ));
+    assert_eq!(
+        o.owner_of(
+            "10.0.0.2:80".parse().unwrap(),
+            "10.0.0.1:2".parse().unwrap()
+        ),
+        None
+    );
+    o.apply(&fact(sock_event::IO, 7, 10, "new", ANY, ANY));
+    let new = o.owner_of(
+        "10.0.0.2:80".parse().unwrap(),
+        "10.0.0.1:2".parse().unwrap(),
+    );
+    assert_eq!(new.map(|w| w.pid), Some(10));
+    // The first connection keeps its owner.
+    let old = o.owner_of(
+        "10.0.0.2:80".parse().unwrap(),
+        "10.0.0.1:1".parse().unwrap(),
+    );
+    assert_eq!(old.map(|w| w.pid), Some(9));
+}
+
+#[test]
+fn a_sender_other_than_the_owner_takes_over() {
+    let o = Owners::new();
+    o.apply(&fact(sock_event::CONNECT, 3, 5, "parent", ANY, ANY));
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        3,
+        0,
+        "",
+        "10.0.0.1:3",
+        "10.0.0.2:80",
+    ));
+    o.apply(&fact(sock_event::IO, 3, 6, "child", ANY, ANY));
+    let got = o.owner_of(
+        "10.0.0.1:3".parse().unwrap(),
+        "10.0.0.2:80".parse().unwrap(),
+    );
+    assert_eq!(got.map(|w| w.pid), Some(6));
+}
+
+#[test]
+fn v4_mapped_addresses_match_v4_packets() {
+    let o = Owners::new();
+    o.apply(&fact(sock_event::CONNECT, 1, 42, "c", ANY, ANY));
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        1,
+        0,
+        "",
+        "[::ffff:10.0.0.1]:5",
+        "[::ffff:10.0.0.2]:80",
+    ));
+    assert!(o
+        .owner_of(
+            "10.0.0.1:5".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap()
+        )
+        .is_some());
+}
+
+#[test]
+fn the_table_is_bounded_and_counts_evictions() {
+    let o = Owners::new();
+    for i in 0..(OWNERS_MAX as u64 + 10) {
+        let local = SocketAddr::new("10.0.0.1".parse().unwrap(), (i % 60000) as u16);
+        let remote = SocketAddr::new("10.0.0.2".parse().unwrap(), (i / 60000) as u16 + 1);
+        o.insert(local, remote, Owner::new(1, b"x"));
+    }
+    assert_eq!(o.len(), OWNERS_MAX);
+    assert_eq!(o.evicted(), 10);
+}
