@@ -153,12 +153,10 @@ impl PcapComment {
         let key = (src, dst, owners.epoch());
         if self.key != Some(key) {
             self.key = Some(key);
-            let ends: Vec<String> = [("src", src, dst), ("dst", dst, src)]
+            let ends: Vec<String> = ["src", "dst"]
                 .into_iter()
-                .filter_map(|(name, end, peer)| {
-                    let w = owners.owner_of(end, peer)?;
-                    Some(format!("{name} {}[{}]", w.comm, w.pid))
-                })
+                .zip(owners.ends(src, dst))
+                .filter_map(|(name, w)| w.map(|w| format!("{name} {}[{}]", w.comm, w.pid)))
                 .collect();
             self.text = (!ends.is_empty()).then(|| ends.join(", "));
         }

@@ -54,12 +54,43 @@ struct SockState {
 /// Most sockets and most 4-tuples remembered; the oldest go first.
 pub const OWNERS_MAX: usize = 65536;
 
+/// A map that keeps at most [`OWNERS_MAX`] keys, dropping the oldest
+/// inserted first (both tables of [`Table`] are bounded alike).
+struct Fifo<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+}
+
+impl<K, V> Default for Fifo<K, V> {
+    fn default() -> Self {
+        Fifo {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V> Fifo<K, V> {
+    /// Before `key` goes in: when it is new and the map is full, drops the
+    /// oldest key and counts it in `evicted`.
+    fn make_room(&mut self, key: K, evicted: &mut u64) {
+        if self.map.contains_key(&key) {
+            return;
+        }
+        if self.map.len() >= OWNERS_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+                *evicted += 1;
+            }
+        }
+        self.order.push_back(key);
+    }
+}
+
 #[derive(Default)]
 struct Table {
-    by_sk: HashMap<u64, SockState>,
-    sk_order: VecDeque<u64>,
-    by_tuple: HashMap<Tuple, Owner>,
-    tuple_order: VecDeque<Tuple>,
+    by_sk: Fifo<u64, SockState>,
+    by_tuple: Fifo<Tuple, Owner>,
     evicted: u64,
 }
 
@@ -100,7 +131,7 @@ impl Owners {
 
     /// Number of 4-tuples with a known owner.
     pub fn len(&self) -> usize {
-        self.lock().by_tuple.len()
+        self.lock().by_tuple.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,7 +145,13 @@ impl Owners {
 
     /// The process owning the end `local` of the connection to `remote`.
     pub fn owner_of(&self, local: SocketAddr, remote: SocketAddr) -> Option<Owner> {
-        self.lock().by_tuple.get(&(local, remote)).cloned()
+        self.lock().owner_of(local, remote)
+    }
+
+    /// The owners of both ends of a connection, `src`'s first, in one look.
+    pub fn ends(&self, src: SocketAddr, dst: SocketAddr) -> [Option<Owner>; 2] {
+        let t = self.lock();
+        [t.owner_of(src, dst), t.owner_of(dst, src)]
     }
 
     /// Records that `owner` owns the end `local` of the connection to `remote`
@@ -137,30 +174,18 @@ impl Owners {
 }
 
 impl Table {
+    fn owner_of(&self, local: SocketAddr, remote: SocketAddr) -> Option<Owner> {
+        self.by_tuple.map.get(&(local, remote)).cloned()
+    }
+
     fn sock(&mut self, sk: u64) -> &mut SockState {
-        if !self.by_sk.contains_key(&sk) {
-            if self.by_sk.len() >= OWNERS_MAX {
-                if let Some(old) = self.sk_order.pop_front() {
-                    self.by_sk.remove(&old);
-                    self.evicted += 1;
-                }
-            }
-            self.sk_order.push_back(sk);
-        }
-        self.by_sk.entry(sk).or_default()
+        self.by_sk.make_room(sk, &mut self.evicted);
+        self.by_sk.map.entry(sk).or_default()
     }
 
     fn set_tuple_owner(&mut self, tuple: Tuple, owner: Owner) {
-        if !self.by_tuple.contains_key(&tuple) {
-            if self.by_tuple.len() >= OWNERS_MAX {
-                if let Some(old) = self.tuple_order.pop_front() {
-                    self.by_tuple.remove(&old);
-                    self.evicted += 1;
-                }
-            }
-            self.tuple_order.push_back(tuple);
-        }
-        self.by_tuple.insert(tuple, owner);
+        self.by_tuple.make_room(tuple, &mut self.evicted);
+        self.by_tuple.map.insert(tuple, owner);
     }
 
     /// Returns whether a 4-tuple's owner changed.
@@ -195,7 +220,7 @@ impl Table {
         };
         match joined {
             Some((tuple, owner)) => {
-                if self.by_tuple.get(&tuple) == Some(&owner) {
+                if self.by_tuple.map.get(&tuple) == Some(&owner) {
                     return false;
                 }
                 self.set_tuple_owner(tuple, owner);

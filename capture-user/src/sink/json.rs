@@ -210,15 +210,14 @@ impl<W: Write> EventSink for JsonSink<W> {
                 o.addr("src", ev.src);
                 o.addr("dst", ev.dst);
                 o.name("dir", ev.dir.as_str());
-                if let Some(owners) = owners {
-                    if let Some(w) = owners.owner_of(ev.src, ev.dst) {
-                        o.num("src_pid", w.pid as u64);
-                        o.str("src_comm", &w.comm);
-                    }
-                    if let Some(w) = owners.owner_of(ev.dst, ev.src) {
-                        o.num("dst_pid", w.pid as u64);
-                        o.str("dst_comm", &w.comm);
-                    }
+                let [src, dst] = owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
+                if let Some(w) = src {
+                    o.num("src_pid", w.pid as u64);
+                    o.str("src_comm", &w.comm);
+                }
+                if let Some(w) = dst {
+                    o.num("dst_pid", w.pid as u64);
+                    o.str("dst_comm", &w.comm);
                 }
             });
         self.line.extend_from_slice(conn);

@@ -6,7 +6,6 @@
 //! bytes and binary 32, so one huge message cannot flood the terminal.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{
@@ -15,7 +14,7 @@ use super::{
 use crate::event::{
     Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
 };
-use crate::owners::Owners;
+use crate::owners::{Owner, Owners};
 use crate::source::{tcp_flags, Checksum, Segment};
 
 const DEFAULT_TEXT_PREVIEW: usize = 256;
@@ -41,8 +40,8 @@ pub struct TextSink<W: Write> {
 }
 
 /// ` comm[pid]` after the address of an end owned by a local process.
-fn push_owner(b: &mut Vec<u8>, owners: Option<&Owners>, end: SocketAddr, peer: SocketAddr) {
-    let Some(w) = owners.and_then(|o| o.owner_of(end, peer)) else {
+fn push_owner(b: &mut Vec<u8>, owner: Option<Owner>) {
+    let Some(w) = owner else {
         return;
     };
     b.push(b' ');
@@ -220,11 +219,13 @@ impl<W: Write> EventSink for TextSink<W> {
                 b.extend_from_slice(b" #");
                 push_u64(b, ev.conn);
                 b.push(b' ');
+                let [src_owner, dst_owner] =
+                    owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
                 push_addr(b, ev.src);
-                push_owner(b, owners, ev.src, ev.dst);
+                push_owner(b, src_owner);
                 b.extend_from_slice(" → ".as_bytes());
                 push_addr(b, ev.dst);
-                push_owner(b, owners, ev.dst, ev.src);
+                push_owner(b, dst_owner);
                 b.push(b' ');
             });
         let l = &mut self.line;
@@ -394,7 +395,6 @@ mod tests {
 
     use super::*;
     use crate::event::Direction;
-    use crate::owners::Owner;
 
     #[test]
     fn local_ends_show_comm_and_pid() {
