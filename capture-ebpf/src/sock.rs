@@ -21,7 +21,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{map, tracepoint},
-    maps::LruHashMap,
+    maps::{ring_buf::RingBufEntry, LruHashMap},
     programs::TracePointContext,
 };
 use capture_common::{
@@ -70,24 +70,15 @@ fn on_state(ctx: &TracePointContext) -> Result<(), i32> {
         }
         let sk: u64 = ctx.read_at(TP_SKADDR)?;
         match ctx.read_at::<i32>(TP_NEWSTATE)? {
-            TCP_SYN_SENT => owner(sk, sock_event::CONNECT),
+            TCP_SYN_SENT => owner(sk, sock_event::CONNECT, current_tgid()),
             TCP_CLOSE => {
                 let _ = SOCK_OWNER.remove(sk);
             }
             TCP_ESTABLISHED => {
-                let Some(mut e) = RECORDS.reserve::<SockRecord>(0) else {
-                    count(Counter::SockRecordsLost, 1);
+                let Some(mut e) = reserve(sock_event::ESTABLISHED, sk) else {
                     return Ok(());
                 };
                 let r = &mut *e.as_mut_ptr();
-                *r = SockRecord::default();
-                r.prefix = RecordPrefix {
-                    kind: kind::SOCK,
-                    version: WIRE_VERSION,
-                };
-                r.event = sock_event::ESTABLISHED;
-                r.sk = sk;
-                r.ts_ns = bpf_ktime_get_ns();
                 r.sport = ctx.read_at(TP_SPORT).unwrap_or(0);
                 r.dport = ctx.read_at(TP_DPORT).unwrap_or(0);
                 match ctx.read_at::<u16>(TP_FAMILY).unwrap_or(0) {
@@ -135,34 +126,52 @@ pub fn sock_io(ctx: TracePointContext) -> u32 {
     if protocol != IPPROTO_TCP || sk == 0 {
         return 0;
     }
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let tgid = current_tgid();
     // SAFETY: a plain u32 value; a concurrent update only makes us report twice.
     if unsafe { SOCK_OWNER.get(sk) } == Some(&tgid) {
         return 0;
     }
-    owner(sk, sock_event::IO);
+    owner(sk, sock_event::IO, tgid);
     0
 }
 
-/// Reports the current process as the owner of `sk` and remembers it.
+/// A ring record for `event` on `sk`, zeroed but for its prefix, event,
+/// socket and time; `None` (and counted lost) when the ring is full.
 #[inline(always)]
-fn owner(sk: u64, event: u8) {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+fn reserve(event: u8, sk: u64) -> Option<RingBufEntry<SockRecord>> {
     let Some(mut e) = RECORDS.reserve::<SockRecord>(0) else {
         count(Counter::SockRecordsLost, 1);
+        return None;
+    };
+    e.write(SockRecord {
+        prefix: RecordPrefix {
+            kind: kind::SOCK,
+            version: WIRE_VERSION,
+        },
+        event,
+        sk,
+        // SAFETY: a helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ..SockRecord::default()
+    });
+    Some(e)
+}
+
+/// The current thread group id (the pid `ps` shows).
+#[inline(always)]
+fn current_tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// Reports the current process (`tgid`) as the owner of `sk` and remembers it.
+#[inline(always)]
+fn owner(sk: u64, event: u8, tgid: u32) {
+    let Some(mut e) = reserve(event, sk) else {
         return;
     };
-    // SAFETY: the reservation is a SockRecord's size, written whole here.
+    // SAFETY: `reserve` initialised the whole record.
     let r = unsafe { &mut *e.as_mut_ptr() };
-    *r = SockRecord::default();
-    r.prefix = RecordPrefix {
-        kind: kind::SOCK,
-        version: WIRE_VERSION,
-    };
-    r.event = event;
     r.tgid = tgid;
-    r.sk = sk;
-    r.ts_ns = unsafe { bpf_ktime_get_ns() };
     r.comm = bpf_get_current_comm().unwrap_or([0; 16]);
     e.submit(0);
     let _ = SOCK_OWNER.insert(sk, tgid, 0);

@@ -101,19 +101,9 @@ impl<W: Write> PcapNgSink<W> {
     }
 
     /// Writes one packet as captured: `data` starts with the link-layer
-    /// header of `linktype`; `orig_len` is its length on the wire.
+    /// header of `linktype`; `orig_len` is its length on the wire; `comment`
+    /// becomes its packet comment.
     pub fn write_raw(
-        &mut self,
-        iface: &str,
-        linktype: u32,
-        ts_ns: u64,
-        data: &[u8],
-        orig_len: u32,
-    ) -> Result<(), PcapNgError> {
-        self.write_frame(iface, linktype, ts_ns, data, orig_len, None)
-    }
-
-    fn write_frame(
         &mut self,
         iface: &str,
         linktype: u32,
@@ -169,8 +159,7 @@ impl<W: Write> PcapNgSink<W> {
             self.rebuild(&part)?;
             let (ts, len) = (part.ts_ns, self.scratch.len() as u32);
             let scratch = std::mem::take(&mut self.scratch);
-            let res =
-                self.write_frame(iface, DataLink::ETHERNET.into(), ts, &scratch, len, comment);
+            let res = self.write_raw(iface, DataLink::ETHERNET.into(), ts, &scratch, len, comment);
             self.scratch = scratch;
             res?;
             if last {
@@ -359,9 +348,9 @@ mod tests {
     fn raw_packets_keep_their_bytes_and_one_idb_per_interface() {
         let mut out = Vec::new();
         let mut sink = PcapNgSink::new(&mut out).unwrap();
-        sink.write_raw("a", 1, 5, &[1, 2, 3], 3).unwrap();
-        sink.write_raw("b", 113, 6, &[4, 5], 10).unwrap();
-        sink.write_raw("a", 1, 7, &[6], 1).unwrap();
+        sink.write_raw("a", 1, 5, &[1, 2, 3], 3, None).unwrap();
+        sink.write_raw("b", 113, 6, &[4, 5], 10, None).unwrap();
+        sink.write_raw("a", 1, 7, &[6], 1, None).unwrap();
         drop(sink);
         let (ifaces, packets) = read_back(&out);
         assert_eq!(ifaces.len(), 2);

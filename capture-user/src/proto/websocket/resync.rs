@@ -247,15 +247,7 @@ mod tests {
         let tls = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03abcdefgh";
         assert!(matches!(hunt(tls, None, true, true), Hunt::NeedMore { .. }));
         // Pseudo-random bytes: no confirmed boundary.
-        let mut x: u32 = 12345;
-        let r: Vec<u8> = (0..20000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let r = super::super::tests::pseudo_random(20000, 12345);
         let found = (0..20)
             .filter(|i| matches!(hunt(&r[i * 1000..], None, false, false), Hunt::Found(_)))
             .count();
@@ -307,23 +299,12 @@ mod tests {
 /// few MiB of that measurement as a guard.
 #[cfg(test)]
 mod random_payload {
+    use super::super::tests::pseudo_random;
     use super::*;
-
-    fn xorshift_bytes(len: usize) -> Vec<u8> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn hunting_random_bytes_finds_no_chain() {
-        let random = xorshift_bytes(8 << 20);
+        let random = pseudo_random(8 << 20, 0x9e37_79b9);
         for window in random.chunks(256 * 1024) {
             assert!(!matches!(
                 hunt(window, Some(false), false, false),
@@ -334,7 +315,7 @@ mod random_payload {
 
     #[test]
     fn random_segments_do_not_confirm_at_a_boundary() {
-        let random = xorshift_bytes(4 << 20);
+        let random = pseudo_random(4 << 20, 0x7f4a_7c15);
         let confirmed = random
             .chunks(1448)
             .filter(|seg| hunt(seg, Some(false), true, false) == Hunt::Found(0))

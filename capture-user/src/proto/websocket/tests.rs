@@ -1331,7 +1331,9 @@ fn midstream_starting_inside_a_message() {
     assert_eq!(names, ["resync", "ws_message"], "{v:?}");
 }
 
-fn pseudo_random(n: usize, mut x: u32) -> Vec<u8> {
+/// Xorshift bytes: what random or encrypted payload looks like to a hunt.
+/// Shared with `resync`'s tests.
+pub(super) fn pseudo_random(n: usize, mut x: u32) -> Vec<u8> {
     (0..n)
         .map(|_| {
             x ^= x << 13;
