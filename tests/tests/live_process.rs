@@ -11,11 +11,11 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tests::netns::VethPair;
-use tests::peers::{peer_script, python_or_skip, Reaper};
+use tests::peers::{peer_script, python_or_skip};
 use tests::tap::Wstap;
 
 const PORT: &str = "8766";
@@ -24,29 +24,11 @@ fn owner_script() -> std::path::PathBuf {
     tests::workspace_root().join("tests/peers/owner_client.py")
 }
 
-fn wait_for(path: &Path, what: &str) {
-    let t = Instant::now();
-    while !path.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{what} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The kernel comm of a process started from `py`: its file name, cut to
 /// 15 bytes.
 fn comm_of(py: &Path) -> String {
     let name = py.file_name().unwrap().to_str().unwrap();
     name[..name.len().min(15)].to_string()
-}
-
-fn port_of(addr: &Value) -> u16 {
-    addr.as_str()
-        .and_then(|s| s.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
 }
 
 fn wait_ok(mut c: Child, what: &str) {
@@ -60,20 +42,9 @@ fn live_messages_carry_the_processes_that_sent_them() {
     let Some(py) = python_or_skip(name) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("wstap-owners-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("owners");
     let v = VethPair::new().expect("veth pair");
-    let ready = dir.join("server-ready");
-    let server = Reaper(
-        v.b.command(&py)
-            .arg(peer_script())
-            .args(["server", "--host", VethPair::B4, "--port", PORT, "--ready"])
-            .arg(&ready)
-            .spawn()
-            .expect("server"),
-    );
-    wait_for(&ready, "server");
+    let server = common::start_ws_server(&v.b, &py, VethPair::B4, PORT, &dir);
     let server_pid = server.0.id();
     let uri = format!("ws://{}:{PORT}/owners", VethPair::B4);
 
@@ -87,7 +58,7 @@ fn live_messages_carry_the_processes_that_sent_them() {
             .arg(&go)
             .spawn()
             .expect("early client");
-    wait_for(&early_ready, "early client");
+    common::wait_for_file(&early_ready, "early client");
     let early_pid = early.id();
     let early_port: u16 = std::fs::read_to_string(&early_ready)
         .unwrap()
@@ -172,7 +143,7 @@ fn live_messages_carry_the_processes_that_sent_them() {
     for m in &msgs {
         let c2s = m["dir"] == "client_to_server";
         let (client_end, server_end) = if c2s { ("src", "dst") } else { ("dst", "src") };
-        let client_port = port_of(&m[client_end]);
+        let client_port = common::port_of(&m[client_end]);
         let want_client = match port_pid.get(&client_port) {
             Some(&p) => p,
             None => {

@@ -18,7 +18,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -29,33 +29,11 @@ use tests::tshark::Msg;
 
 const PORT: &str = "8765";
 
-fn temp_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wstap-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::temp_dir;
 
 /// Starts the echo server in `ns` on `host` and waits until it listens.
 fn start_server(ns: &Netns, py: &Path, host: &str, dir: &Path) -> Reaper {
-    let ready = dir.join("ready");
-    let server = Reaper(
-        ns.command(py)
-            .arg(peer_script())
-            .args(["server", "--host", host, "--port", PORT, "--ready"])
-            .arg(&ready)
-            .spawn()
-            .expect("server"),
-    );
-    let t = Instant::now();
-    while !ready.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    common::start_ws_server(ns, py, host, PORT, dir)
 }
 
 /// Runs one client process per entry of `clients` at the same time (each

@@ -19,17 +19,6 @@ use tests::peers::{peer_script, Reaper};
 
 const PORT: &str = "8765";
 
-fn wait_for_file(p: &Path, what: &str) {
-    let t = Instant::now();
-    while !p.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{what} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits until `p`'s size has not changed for 600 ms (at most 20 s).
 fn wait_until_stable(p: &Path) {
     let t = Instant::now();
@@ -67,16 +56,7 @@ fn record(ns: &Netns, dir: &Path, py: &Path, conversations: &[&str]) -> (PathBuf
     }
     let tcpdump = Reaper(tcpdump);
 
-    let ready = dir.join("ready");
-    let server = Reaper(
-        ns.command(py)
-            .arg(peer_script())
-            .args(["server", "--host", "127.0.0.1", "--port", PORT, "--ready"])
-            .arg(&ready)
-            .spawn()
-            .expect("server"),
-    );
-    wait_for_file(&ready, "ws_peer server");
+    let server = common::start_ws_server(ns, py, "127.0.0.1", PORT, dir);
 
     let log = dir.join("client.json");
     let mut client = ns.command(py);

@@ -1,13 +1,57 @@
-//! Helpers shared by the offline tests: run `wstap -r FILE --format json` and
-//! read its events back.
+//! Helpers shared by the integration tests: run `wstap -r FILE --format
+//! json` and read its events back, compare with what peers logged, and start
+//! the peers.
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
+
+/// A fresh scratch directory for `test` (this process's own).
+pub fn temp_dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wstap-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Waits (at most 20 s) until `p` exists: a peer writes it once it is up.
+pub fn wait_for_file(p: &Path, what: &str) {
+    let t = Instant::now();
+    while !p.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts the `ws_peer.py` echo server in `ns` on `host:port` and waits
+/// until it listens.
+pub fn start_ws_server(
+    ns: &tests::netns::Netns,
+    py: &Path,
+    host: &str,
+    port: &str,
+    dir: &Path,
+) -> tests::peers::Reaper {
+    let ready = dir.join("server-ready");
+    let server = tests::peers::Reaper(
+        ns.command(py)
+            .arg(tests::peers::peer_script())
+            .args(["server", "--host", host, "--port", port, "--ready"])
+            .arg(&ready)
+            .spawn()
+            .expect("ws_peer server"),
+    );
+    wait_for_file(&ready, "ws_peer server");
+    server
+}
 
 /// The output of one `wstap -r` run.
 pub struct Run {
