@@ -75,6 +75,12 @@ fn on_state(ctx: &TracePointContext) -> Result<(), i32> {
                 let _ = SOCK_OWNER.remove(sk);
             }
             TCP_ESTABLISHED => {
+                // A passive socket sits in the accept queue before this
+                // transition, so its owner's first read can be reported
+                // first; user space then drops that owner as a reused
+                // pointer's. Forgetting the report here makes the next
+                // read or send report the owner again, after the tuple.
+                let _ = SOCK_OWNER.remove(sk);
                 let Some(mut e) = reserve(sock_event::ESTABLISHED, sk) else {
                     return Ok(());
                 };
