@@ -73,8 +73,50 @@ pub mod sock_event {
     /// (the accepting side's first read, a socket handed to a child).
     pub const IO: u8 = 3;
     /// Socket `sk` reached ESTABLISHED: its addresses (any context, so no
-    /// owner). `saddr`/`sport` are the local end.
+    /// owner). `saddr`/`sport` are the local end; `passive` is 1 for an
+    /// accepted connection (from SYN_RECV).
     pub const ESTABLISHED: u8 = 4;
+    /// A process called listen(): `tgid`/`comm` listen on `saddr`/`sport`
+    /// (process context). Until an accepted socket's own first read or
+    /// send, its owner is taken to be its listener's.
+    pub const LISTEN: u8 = 5;
+}
+
+/// The kernel's verdict on a process when an owner filter (`--pid`,
+/// `--comm`, `-- COMMAND`) is on: the `selected` byte of an owner record
+/// and the values of [`MAP_END_VERDICT`] and [`MAP_LISTEN_VERDICT`].
+pub mod verdict {
+    /// No owner filter: every process is shown.
+    pub const NONE: u8 = 0;
+    /// The process is one of those asked for.
+    pub const SELECTED: u8 = 1;
+    /// Another process.
+    pub const OTHER: u8 = 2;
+}
+
+/// Values of [`MAP_SELECT_PIDS`].
+pub mod select {
+    /// This tgid is selected (`--pid`).
+    pub const PID: u8 = 1;
+    /// This tgid and every process it forks later (`-- COMMAND`).
+    pub const FOLLOW: u8 = 2;
+}
+
+/// One end of a connection as the owner filter knows it (key of
+/// [`MAP_END_VERDICT`]): the end whose local address is `local`/`lport`.
+/// Addresses as in [`RecordHeader`] (IPv4 in the first 4 bytes, IPv4-mapped
+/// IPv6 addresses stored as IPv4, so they match the packets); ports in host
+/// order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndKey {
+    pub local: [u8; 16],
+    pub remote: [u8; 16],
+    pub lport: u16,
+    pub rport: u16,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    pub _pad: [u8; 3],
 }
 
 /// A socket fact, kind [`kind::SOCK`]. User space joins the owner records
@@ -100,7 +142,12 @@ pub struct SockRecord {
     pub dport: u16,
     /// Kernel comm of the owning thread, NUL-padded.
     pub comm: [u8; 16],
-    pub _pad: u32,
+    /// One of [`verdict`]: the owner filter's verdict on the owner (owner
+    /// records only).
+    pub selected: u8,
+    /// ESTABLISHED: 1 when the socket was accepted (passive open).
+    pub passive: u8,
+    pub _pad: u16,
 }
 
 /// Bytes of a [`SockRecord`].
@@ -110,7 +157,7 @@ pub const SOCK_RECORD_LEN: usize = core::mem::size_of::<SockRecord>();
 /// record. Bumped whenever a kind's layout changes, so that a user space
 /// built from another contract counts the records it cannot read instead of
 /// misreading them.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// The first two bytes of every ring record, whatever its kind.
 #[repr(C)]
@@ -238,11 +285,14 @@ pub enum Counter {
     ParseErrors = 9,
     /// Socket records (ownership) dropped because the ring was full.
     SockRecordsLost = 10,
+    /// Segments left out because their connection belongs to processes
+    /// the owner filter does not select (`--pid`, `--comm`, `-- COMMAND`).
+    OtherProcesses = 11,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 11] = [
+    pub const ALL: [Counter; 12] = [
         Counter::PacketsSeen,
         Counter::SegmentsMatched,
         Counter::BytesMatched,
@@ -254,6 +304,7 @@ impl Counter {
         Counter::CutShortBytes,
         Counter::ParseErrors,
         Counter::SockRecordsLost,
+        Counter::OtherProcesses,
     ];
     /// Number of counters (entries of [`MAP_COUNTERS`]).
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -278,6 +329,7 @@ impl Counter {
             Counter::CutShortBytes => "bytes cut short",
             Counter::ParseErrors => "parse errors",
             Counter::SockRecordsLost => "socket records lost",
+            Counter::OtherProcesses => "segments of other processes",
         }
     }
 }
@@ -335,10 +387,38 @@ pub const MAP_SOCK_OWNER: &str = "SOCK_OWNER";
 /// Entries of [`MAP_SOCK_OWNER`].
 pub const SOCK_OWNER_MAX: u32 = 65536;
 
+/// The owner filter (`--pid`, `--comm`, `-- COMMAND`). `u8` global, nonzero
+/// when on: the TC/XDP programs then leave out segments whose connection
+/// ends are known to belong only to other processes, and the socket hooks
+/// keep [`MAP_END_VERDICT`] up to date.
+pub const GLOBAL_FILTER_OWNERS: &str = "FILTER_OWNERS";
+/// `HashMap<u32, u8>`: selected tgids, values [`select`].
+pub const MAP_SELECT_PIDS: &str = "SELECT_PIDS";
+/// Entries of [`MAP_SELECT_PIDS`] (`--pid` values plus followed children).
+pub const SELECT_PIDS_MAX: u32 = 16384;
+/// `HashMap<[u8; 16], u8>`: selected comms (NUL-padded), value 1.
+pub const MAP_SELECT_COMMS: &str = "SELECT_COMMS";
+/// Entries of [`MAP_SELECT_COMMS`].
+pub const SELECT_COMMS_MAX: u32 = 256;
+/// `LruHashMap<EndKey, u8>`: the [`verdict`] on the owner of each known
+/// connection end, read by the TC/XDP programs per segment.
+pub const MAP_END_VERDICT: &str = "END_VERDICT";
+/// `LruHashMap<u16, u8>`: the [`verdict`] on the last process to listen on
+/// each local port, the verdict of a connection accepted there until its
+/// owner reads or sends.
+pub const MAP_LISTEN_VERDICT: &str = "LISTEN_VERDICT";
+/// Entries of [`MAP_END_VERDICT`] (and of the kernel-private socket table).
+pub const END_VERDICT_MAX: u32 = 65536;
+/// Program on `sched:sched_process_fork`: a followed process's children
+/// are followed too (`-- COMMAND`).
+pub const PROG_FOLLOW_FORK: &str = "follow_fork";
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain-old-data, repr(C), no padding holes left implicit.
     unsafe impl aya::Pod for super::RecordHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::EndKey {}
 }

@@ -3,9 +3,11 @@
 //! An empty list is not used at all (the globals say so at load).
 
 use aya_ebpf::maps::lpm_trie::Key;
-use capture_common::FAMILY_V4;
+use capture_common::{verdict, EndKey, FAMILY_V4};
 
-use crate::maps::{FILTER_HOSTS, FILTER_PORTS, HOSTS_V4, HOSTS_V6, PORTS};
+use crate::maps::{
+    END_VERDICT, FILTER_HOSTS, FILTER_OWNERS, FILTER_PORTS, HOSTS_V4, HOSTS_V6, PORTS,
+};
 use crate::parse::Seg;
 
 #[inline(always)]
@@ -33,4 +35,43 @@ pub fn pass(seg: &Seg) -> bool {
         }
     }
     true
+}
+
+/// The owner filter (`--pid`, `--comm`, `-- COMMAND`): false when the
+/// segment's connection has an end owned by another process and no end
+/// owned by a selected one. Ends not known yet (a handshake before its
+/// socket is established, a remote peer) do not decide; user space
+/// filters what the kernel could not (see `sock.rs` for when each end's
+/// verdict is set).
+#[inline(always)]
+pub fn owner_pass(seg: &Seg) -> bool {
+    if FILTER_OWNERS.load() == 0 {
+        return true;
+    }
+    let mut key = EndKey {
+        local: seg.saddr,
+        remote: seg.daddr,
+        lport: seg.sport,
+        rport: seg.dport,
+        family: seg.family,
+        _pad: [0; 3],
+    };
+    // SAFETY: plain u8 values.
+    let sender = unsafe { END_VERDICT.get(key) }
+        .copied()
+        .unwrap_or(verdict::NONE);
+    if sender == verdict::SELECTED {
+        return true;
+    }
+    key.local = seg.daddr;
+    key.remote = seg.saddr;
+    key.lport = seg.dport;
+    key.rport = seg.sport;
+    let receiver = unsafe { END_VERDICT.get(key) }
+        .copied()
+        .unwrap_or(verdict::NONE);
+    if receiver == verdict::SELECTED {
+        return true;
+    }
+    sender != verdict::OTHER && receiver != verdict::OTHER
 }

@@ -56,6 +56,10 @@ fn tap<C: Packet + aya_ebpf::EbpfContext>(ctx: &C, direction: u8) {
         );
         return;
     }
+    if !filter::owner_pass(&seg) {
+        count(Counter::OtherProcesses, 1);
+        return;
+    }
     debug!(
         ctx,
         "wstap: match port {} -> {} len {}", seg.sport, seg.dport, seg.payload_len

@@ -7,10 +7,10 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ringbuf_query,
     macros::map,
-    maps::{Array, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     Global,
 };
-use capture_common::{Counter, Scratch, HOSTS_MAX};
+use capture_common::{Counter, EndKey, Scratch, END_VERDICT_MAX, HOSTS_MAX};
 
 /// The record ring (`MAP_RING`). Its real size is set by user space at load.
 #[map]
@@ -46,6 +46,16 @@ pub static FILTER_HOSTS: Global<u8> = Global::new(0);
 /// Nonzero: only ports marked in PORTS pass.
 #[no_mangle]
 pub static FILTER_PORTS: Global<u8> = Global::new(0);
+
+/// `MAP_END_VERDICT`: the owner filter's verdict per connection end,
+/// written by the socket hooks (`sock.rs`) and by user space for
+/// connections open at start, read per segment by [`crate::filter`].
+#[map]
+pub static END_VERDICT: LruHashMap<EndKey, u8> = LruHashMap::with_max_entries(END_VERDICT_MAX, 0);
+
+/// Nonzero: the owner filter is on (`capture_common::GLOBAL_FILTER_OWNERS`).
+#[no_mangle]
+pub static FILTER_OWNERS: Global<u8> = Global::new(0);
 
 /// See `capture_common::GLOBAL_WAKEUP_BYTES`.
 #[no_mangle]

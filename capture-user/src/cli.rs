@@ -101,6 +101,21 @@ pub struct Cli {
     #[arg(long)]
     pub no_process: bool,
 
+    /// Live capture: only connections of this process (its thread group id,
+    /// the pid `ps` shows). Repeat for more; filtered in the kernel.
+    #[arg(long = "pid", value_name = "PID", conflicts_with = "no_process")]
+    pub pids: Vec<u32>,
+
+    /// Live capture: only connections of processes with this name (the
+    /// kernel's comm, at most 15 bytes, exact match). Repeat for more.
+    #[arg(long = "comm", value_name = "NAME", conflicts_with = "no_process", value_parser = comm)]
+    pub comms: Vec<String>,
+
+    /// Write the decoded output (text or JSON) to this file instead of
+    /// stdout; with `-- COMMAND`, the command's stdout stays the terminal's.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     /// Print a status line on stderr every second.
     #[arg(long)]
     pub stats: bool,
@@ -112,6 +127,31 @@ pub struct Cli {
     /// Show kernel-side diagnostics (aya-log) and debug logs. Repeat for more.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// `-- COMMAND [ARGS...]`: run COMMAND (as the user who ran sudo, when
+    /// under sudo), capture only its traffic and its children's, end when
+    /// it ends and exit with its exit code.
+    #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["read", "no_process"])]
+    pub command: Vec<String>,
+}
+
+/// The kernel keeps 15 bytes of a process name (TASK_COMM_LEN 16 with the
+/// NUL): a longer `--comm` would never match, so it is refused.
+fn comm(arg: &str) -> Result<String, String> {
+    if arg.is_empty() {
+        return Err("empty process name".into());
+    }
+    if arg.len() > 15 {
+        let mut cut = 15;
+        while !arg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Err(format!(
+            "the kernel keeps only the first 15 bytes of a process name: use --comm '{}'",
+            &arg[..cut]
+        ));
+    }
+    Ok(arg.to_string())
 }
 
 /// Largest `--ring-size`: the kernel takes a power of two in 32 bits, so a
@@ -180,5 +220,22 @@ mod tests {
         assert!(ring("-1").is_err());
         let c = Cli::try_parse_from(["wstap", "-r", "f"]).unwrap();
         assert_eq!(c.ring_size, 64 << 20, "default");
+    }
+
+    #[test]
+    fn process_filters_parse_and_a_long_comm_is_refused() {
+        let c = Cli::try_parse_from([
+            "wstap", "-i", "lo", "--pid", "12", "--pid", "34", "--comm", "python3", "--",
+            "python3", "x.py", "--flag",
+        ])
+        .unwrap();
+        assert_eq!(c.pids, [12, 34]);
+        assert_eq!(c.comms, ["python3"]);
+        assert_eq!(c.command, ["python3", "x.py", "--flag"]);
+        let e = Cli::try_parse_from(["wstap", "-i", "lo", "--comm", "a-very-long-name-indeed"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use --comm 'a-very-long-nam'"), "{e}");
+        assert!(Cli::try_parse_from(["wstap", "-i", "lo", "--no-process", "--pid", "1"]).is_err());
     }
 }

@@ -7,13 +7,17 @@
 
     ws_peer.py client --host H --port P --log FILE [--conversation NAME ...]
                       [--no-log-payload] [--count N] [--size BYTES]
+                      [--wait-for FILE] [--exit-code N]
         Runs the named scripted conversations (default: all of `DEFAULT`),
         each on its own connection, and writes a JSON log of every message it
-        sent and received, per connection, in order:
+        sent and received, per connection, in order, and who it ran as; then
+        exits with N (default 0). With --wait-for, connects only once FILE
+        exists (a test can start wstap with the client's pid in between).
 
         {"conversations": [{"name": ..., "local_port": ..., "compression": ...,
            "sent": [MSG...], "received": [MSG...], "pings": [b64...],
-           "close": {"code": 1000, "reason": "bye"}}]}
+           "close": {"code": 1000, "reason": "bye"}}],
+         "pid": PID, "uid": UID, "gid": GID}
         MSG = {"type": "text"|"binary", "len": N, "fragments": K,
                "text": STR | "b64": STR}   (payload left out with --no-log-payload)
 
@@ -171,12 +175,16 @@ async def run_conversation(name, args):
 
 
 async def client(args):
+    if args.wait_for:
+        while not os.path.exists(args.wait_for):
+            await asyncio.sleep(0.02)
     names = args.conversation or DEFAULT
     logs = []
     for name in names:
         logs.append(await run_conversation(name, args))
     with open(args.log, "w") as f:
-        json.dump({"conversations": logs}, f)
+        json.dump({"conversations": logs, "pid": os.getpid(), "uid": os.getuid(),
+                   "gid": os.getgid()}, f)
 
 
 async def echo(ws, path=None):
@@ -211,6 +219,8 @@ def main():
     p.add_argument("--no-log-payload", action="store_true", help="client: log lengths only")
     p.add_argument("--count", type=int, default=10000, help="client, small: number of messages")
     p.add_argument("--size", type=int, default=100 << 20, help="client, bulk: total bytes")
+    p.add_argument("--wait-for", help="client: wait until this file exists before connecting")
+    p.add_argument("--exit-code", type=int, default=0, help="client: exit with this code when done")
     args = p.parse_args()
     if args.mode == "client" and not args.log:
         p.error("client needs --log FILE")
@@ -218,7 +228,7 @@ def main():
         asyncio.run(server(args) if args.mode == "server" else client(args))
     except KeyboardInterrupt:
         pass
-    return 0
+    return args.exit_code
 
 
 if __name__ == "__main__":

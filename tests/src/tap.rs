@@ -167,9 +167,15 @@ pub struct WstapOutput {
 impl Wstap {
     /// Starts `wstap ARGS` in `ns` and waits until it says it is listening.
     pub fn start(ns: &Netns, args: &[&str]) -> Result<Wstap> {
+        Self::start_env(ns, args, &[])
+    }
+
+    /// Like [`Wstap::start`], with these environment variables set.
+    pub fn start_env(ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Result<Wstap> {
         let mut child = ns
             .command(crate::wstap_bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -133,6 +133,14 @@ fn live_messages_carry_the_processes_that_sent_them() {
     }
 
     let comm = comm_of(&py);
+    // The clients live in another network namespace than wstap (a
+    // container's case): their ends name it; the server shares wstap's.
+    let client_netns = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/run/netns/{}", v.a.name))
+            .expect("the clients' netns")
+            .ino()
+    };
     let msgs: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "ws_message")
@@ -181,6 +189,12 @@ fn live_messages_carry_the_processes_that_sent_them() {
             comm.as_str(),
             "server comm: {m}"
         );
+        if want_client != quick_pid {
+            // The quick client may be gone before /proc is read.
+            assert_eq!(m[format!("{client_end}_netns")], client_netns, "{m}");
+            assert!(m[format!("{client_end}_cgroup")].is_string(), "{m}");
+        }
+        assert!(m.get(format!("{server_end}_netns")).is_none(), "{m}");
         checked += 1;
     }
     assert!(seen_early, "the connection opened before wstap was decoded");
@@ -200,9 +214,9 @@ fn live_messages_carry_the_processes_that_sent_them() {
 }
 
 /// Every packet of a logged client's connection that carries payload names
-/// the client's process in its pcapng comment, as Wireshark reads it
-/// (`frame.comment`); all but the first (the request, sent before the
-/// server read anything) name the server's too.
+/// the client's process and the server's in its pcapng comment, as
+/// Wireshark reads it (`frame.comment`); the first (the request, sent
+/// before the server read anything) too, by the server's listener.
 fn check_pcapng_comments(file: &Path, port_pid: &HashMap<u16, u32>, server_pid: u32, comm: &str) {
     let out = std::process::Command::new("tshark")
         .arg("-r")
@@ -250,12 +264,10 @@ fn check_pcapng_comments(file: &Path, port_pid: &HashMap<u16, u32>, server_pid: 
             comment.contains(&format!("{comm}[{pid}]")),
             "packet {line}: the client's process in the comment"
         );
-        if *n > 1 {
-            assert!(
-                comment.contains(&format!("{comm}[{server_pid}]")),
-                "packet {line}: the server's process in the comment"
-            );
-        }
+        assert!(
+            comment.contains(&format!("{comm}[{server_pid}]")),
+            "packet {line} (#{n} of its connection): the server's process in the comment"
+        );
         checked += 1;
     }
     assert!(checked > 10, "{checked} packet comments checked");

@@ -13,6 +13,7 @@ use crate::event::{Event, EventKind, EventSink};
 use crate::proto::ProtoConfig;
 use crate::registry::{DecodeConfig, DecodeStats};
 use crate::sink::json::JsonSink;
+use crate::sink::selected::Selected;
 use crate::sink::text::TextSink;
 use crate::sink::Output;
 use crate::source::ChecksumStats;
@@ -30,13 +31,17 @@ pub fn output_on<W: Write + 'static>(
     w: W,
     owners: Option<Arc<Owners>>,
 ) -> Box<dyn Output> {
-    match cli.format {
+    let out: Box<dyn Output> = match cli.format {
         Format::Text => Box::new(
             TextSink::new(w, cli.payload_max)
                 .with_segment_hex(cli.hex)
-                .with_owners(owners),
+                .with_owners(owners.clone()),
         ),
-        Format::Json => Box::new(JsonSink::new(w, cli.payload_max).with_owners(owners)),
+        Format::Json => Box::new(JsonSink::new(w, cli.payload_max).with_owners(owners.clone())),
+    };
+    match owners {
+        Some(o) if o.filtering() => Box::new(Selected::new(out, o)),
+        _ => out,
     }
 }
 

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::command;
 use super::common::{self, Limit};
 use super::shards::Shards;
 use crate::cli::{AttachKind, XdpModeArg};
@@ -52,10 +53,14 @@ use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
 use crate::source::Segment;
-use crate::tap::{self, Attach, Counters, Record, RingItem, Tap, TapConfig, XdpAttachMode};
+use crate::tap::{
+    self, Attach, Counters, Record, RingItem, Tap, TapConfig, TapSelection, XdpAttachMode,
+};
 use capture_common::Counter;
 
-pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
+/// Runs the capture; returns the exit code (the command's, with
+/// `-- COMMAND`; otherwise 0).
+pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<u8> {
     if cli.verify_checksums {
         anyhow::bail!(
             "--verify-checksums works on capture files (-r) only: live, the tap runs before TCP \
@@ -64,6 +69,7 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
         );
     }
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
+    let selection = selection(cli)?;
     let cfg = TapConfig {
         iface: iface.to_string(),
         filter,
@@ -75,12 +81,61 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<()> {
         ring_size: cli.ring_size,
         verbose: cli.verbose,
         owners: !cli.no_process,
+        selection,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(capture(cli, cfg))
+}
+
+/// The owner filter of `--pid`, `--comm` and `-- COMMAND`, or `None`. A
+/// `--pid` with no such process is said; with none of them left (and no
+/// `--comm` or command) there is nothing to capture.
+fn selection(cli: &Cli) -> anyhow::Result<Option<TapSelection>> {
+    if cli.pids.is_empty() && cli.comms.is_empty() && cli.command.is_empty() {
+        return Ok(None);
+    }
+    let alive: Vec<u32> = cli.pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+    for p in cli.pids.iter().filter(|p| !alive.contains(p)) {
+        eprintln!("wstap: warning: --pid {p}: no such process");
+    }
+    if alive.is_empty() && cli.comms.is_empty() && cli.command.is_empty() {
+        anyhow::bail!("none of the processes given with --pid exists");
+    }
+    Ok(Some(TapSelection {
+        pids: cli.pids.clone(),
+        comms: cli.comms.clone(),
+        follow: !cli.command.is_empty(),
+    }))
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `--pid` processes still running: each one's end is said once.
+struct PidWatch {
+    running: Vec<u32>,
+}
+
+impl PidWatch {
+    fn new(cli: &Cli) -> Self {
+        PidWatch {
+            running: cli.pids.iter().copied().filter(|&p| pid_alive(p)).collect(),
+        }
+    }
+
+    fn check(&mut self) {
+        self.running.retain(|&p| {
+            let alive = pid_alive(p);
+            if !alive {
+                eprintln!("wstap: process {p} (--pid) ended; the capture goes on");
+            }
+            alive
+        });
+    }
 }
 
 /// What the user side saw.
@@ -169,7 +224,12 @@ impl Live {
     /// path fails without touching the interface).
     fn new(cli: &Cli) -> anyhow::Result<Live> {
         let workers = common::live_workers(cli)?;
-        let owners = (!cli.no_process).then(Owners::new);
+        let selecting = !cli.pids.is_empty() || !cli.comms.is_empty() || !cli.command.is_empty();
+        let selection = selecting.then(|| owners::Selection {
+            pids: cli.pids.clone(),
+            comms: cli.comms.clone(),
+        });
+        let owners = (!cli.no_process).then(|| Owners::with_selection(selection));
         let mode = match (cli.segments, cli.format) {
             (false, _) if workers > 1 => {
                 Mode::Sharded(Box::new(Shards::start(cli, workers, owners.clone())?))
@@ -356,7 +416,7 @@ impl IfNames {
     }
 }
 
-async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
+async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<u8> {
     use tokio::signal::unix::{signal, SignalKind};
     // Signal handlers first, so a SIGINT right after "listening" is not fatal.
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -373,7 +433,10 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
                  connections open at start are still attributed from /proc"
             );
         }
-        owners::procfs::scan(owners);
+        let found = owners::procfs::scan(owners);
+        if cfg.selection.is_some() {
+            tap.mark_found(&found)?;
+        }
     }
     eprintln!(
         "listening on {} ({}), ring {} bytes",
@@ -381,6 +444,15 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
         tap.description(),
         tap.ring_size()
     );
+    let mut child = match cli.command.is_empty() {
+        true => None,
+        false => Some(start_command(cli, &mut tap)?),
+    };
+    let mut pids = PidWatch::new(cli);
+    let mut exit_code = 0u8;
+    // Once the command has ended: what is still on its way through the
+    // ring is taken until then.
+    let mut ending: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
@@ -390,8 +462,14 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
 
     while live.stop.is_none() {
         tokio::select! {
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = sigint.recv() => if !forward(&child, libc::SIGINT) { break },
+            _ = sigterm.recv() => if !forward(&child, libc::SIGTERM) { break },
+            r = wait_child(&mut child), if child.is_some() => {
+                exit_code = r?;
+                child = None;
+                ending = Some(tokio::time::Instant::now() + COMMAND_LINGER);
+            }
+            _ = tokio::time::sleep_until(ending.unwrap_or_else(tokio::time::Instant::now)), if ending.is_some() => break,
             _ = ticker.tick() => {
                 // A deleted interface takes its links along: nothing more
                 // would arrive, so end with the summary and say why.
@@ -399,6 +477,7 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
                     live.stop = Some(Stop::Gone(e.into()));
                     break;
                 }
+                pids.check();
                 if cli.stats {
                     status.print(&live, &tap.counters()?);
                 }
@@ -417,7 +496,70 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<()> {
     let c = tap.counters()?;
     let unreadable = tap.unreadable_records();
     drop(tap);
-    report(live, &c, unreadable)
+    report(live, &c, unreadable)?;
+    if let Some(mut c) = child {
+        // Stopped before the command ended (a second signal, a closed
+        // stdout): it is left running, and wstap's exit says so.
+        eprintln!(
+            "wstap: the command (pid {}) is still running",
+            c.id().unwrap_or(0)
+        );
+        let _ = c.try_wait();
+        exit_code = 1;
+    }
+    Ok(exit_code)
+}
+
+/// How long after the command ends the capture goes on, for its last
+/// segments (the peer's FIN) to come through the ring.
+const COMMAND_LINGER: Duration = Duration::from_millis(300);
+
+/// Starts `-- COMMAND` with the kernel following it: wstap's own process is
+/// followed while it forks, so the child is selected before it first runs,
+/// and its children after it.
+fn start_command(cli: &Cli, tap: &mut Tap) -> anyhow::Result<tokio::process::Child> {
+    let run_as = command::invoking_user().map_err(anyhow::Error::msg)?;
+    let me = std::process::id();
+    tap.follow(me)?;
+    let spawned = command::command(&cli.command, run_as.as_ref()).spawn();
+    tap.unfollow(me)?;
+    let child = spawned.map_err(|source| command::CannotStart {
+        program: cli.command[0].clone(),
+        source,
+    })?;
+    if let Some(pid) = child.id() {
+        // Also when the fork hook missed it (the map full, say).
+        tap.follow(pid)?;
+        let who = run_as.map_or(String::new(), |u| format!(" as uid {}", u.uid));
+        eprintln!("wstap: started {} (pid {pid}){who}", cli.command[0]);
+    }
+    Ok(child)
+}
+
+/// A signal for wstap, with a command running: passed on to it, and the
+/// capture ends when the command does (true). A second one, or none
+/// running: the capture ends now (false).
+fn forward(child: &Option<tokio::process::Child>, sig: libc::c_int) -> bool {
+    let Some(pid) = child.as_ref().and_then(|c| c.id()) else {
+        return false;
+    };
+    static FORWARDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if FORWARDED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+    true
+}
+
+async fn wait_child(child: &mut Option<tokio::process::Child>) -> anyhow::Result<u8> {
+    match child {
+        Some(c) => {
+            let status = c.wait().await.context("waiting for the command")?;
+            Ok(command::exit_code(status))
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The exit summary, or the error that stopped the capture. A closed stdout
@@ -442,6 +584,13 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
             o.len(),
             o.evicted()
         );
+        if o.filtering() {
+            eprintln!(
+                "wstap: owner filter: {} segments of other processes left out in the kernel, {} events left out here",
+                c.get(Counter::OtherProcesses),
+                o.hidden()
+            );
+        }
     }
     if let Some(p) = &live.pcap {
         eprintln!(

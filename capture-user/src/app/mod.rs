@@ -1,5 +1,6 @@
 //! Whole runs of the tool: live capture (`live`) or a capture file (`offline`).
 
+pub mod command;
 pub mod common;
 pub mod live;
 pub mod offline;
@@ -19,20 +20,41 @@ pub fn main(cli: Cli) -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
-    let result = if let Some(path) = cli.read.clone() {
-        offline::run(&cli, &path)
-    } else if let Some(iface) = cli.interface.clone() {
-        live::run(&cli, &iface)
-    } else {
-        Err(anyhow::anyhow!(
-            "nothing to capture from: give -i IFACE for live capture or -r FILE to read a capture"
-        ))
-    };
+    let result = output(&cli).and_then(|()| {
+        if let Some(path) = cli.read.clone() {
+            offline::run(&cli, &path).map(|()| 0)
+        } else if let Some(iface) = cli.interface.clone() {
+            live::run(&cli, &iface)
+        } else if !cli.command.is_empty() {
+            Err(anyhow::anyhow!(
+                "-- COMMAND needs -i IFACE: the interface its traffic crosses (lo for peers on this host)"
+            ))
+        } else {
+            Err(anyhow::anyhow!(
+                "nothing to capture from: give -i IFACE for live capture or -r FILE to read a capture"
+            ))
+        }
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("wstap: error: {e:#}");
-            ExitCode::from(1)
+            match e.downcast_ref::<command::CannotStart>() {
+                Some(c) => ExitCode::from(c.exit_code()),
+                None => ExitCode::from(1),
+            }
         }
     }
+}
+
+/// `--output FILE`: wstap's stdout becomes the file (the command of
+/// `-- COMMAND` keeps the original).
+fn output(cli: &Cli) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Some(path) = &cli.output else {
+        return Ok(());
+    };
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating the output file {}", path.display()))?;
+    command::redirect_stdout(file).with_context(|| format!("writing to {}", path.display()))
 }

@@ -11,20 +11,32 @@ use std::path::Path;
 
 use super::{Owner, Owners};
 
-/// One line of /proc/net/tcp or tcp6: the socket's inode and its ends, for
-/// sockets with a peer (not listening ones).
-pub(crate) fn parse_tcp_line(line: &str) -> Option<(u64, SocketAddr, SocketAddr)> {
+/// A socket of /proc/net/tcp{,6}.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TcpSocket {
+    /// A connection: local end, remote end.
+    Connected(SocketAddr, SocketAddr),
+    /// A listening socket on this local address.
+    Listening(SocketAddr),
+}
+
+/// One line of /proc/net/tcp or tcp6: the socket's inode and what it is
+/// (sockets neither connected nor listening are left out).
+pub(crate) fn parse_tcp_line(line: &str) -> Option<(u64, TcpSocket)> {
     let mut f = line.split_whitespace();
     let _slot = f.next()?;
     let local = parse_addr(f.next()?)?;
     let remote = parse_addr(f.next()?)?;
     let state = f.next()?;
-    if state == "0A" || remote.port() == 0 {
-        return None; // listening: no connection
-    }
     // tx:rx, tr:when, retrnsmt, uid, timeout, then the inode.
     let inode = f.nth(5)?.parse().ok()?;
-    Some((inode, local, remote))
+    if state == "0A" {
+        return Some((inode, TcpSocket::Listening(local)));
+    }
+    if remote.port() == 0 {
+        return None;
+    }
+    Some((inode, TcpSocket::Connected(local, remote)))
 }
 
 /// `0100007F:1F90` (IPv4) or 32 hex digits + port (IPv6): the address
@@ -66,19 +78,29 @@ fn socket_inodes(pid: &Path) -> Vec<u64> {
     .collect()
 }
 
-/// Fills `owners` with the connections open now; returns how many. A
-/// process that goes away during the walk is simply missed.
-pub fn scan(owners: &Owners) -> usize {
+/// What a scan found, as recorded in the owner table (the tap marks the
+/// owner filter's verdicts of these in the kernel).
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Connection ends: local, remote, owner.
+    pub ends: Vec<(SocketAddr, SocketAddr, Owner)>,
+    /// Listening sockets: local address, owner.
+    pub listeners: Vec<(SocketAddr, Owner)>,
+}
+
+/// Fills `owners` with the connections open now and the listening
+/// sockets. A process that goes away during the walk is simply missed.
+pub fn scan(owners: &Owners) -> Found {
     scan_root(Path::new("/proc"), owners)
 }
 
-fn scan_root(proc: &Path, owners: &Owners) -> usize {
+fn scan_root(proc: &Path, owners: &Owners) -> Found {
+    let mut found = Found::default();
     let Ok(dir) = std::fs::read_dir(proc) else {
-        return 0;
+        return found;
     };
     let mut netns_done: HashSet<std::path::PathBuf> = HashSet::new();
-    let mut tuples: HashMap<u64, (SocketAddr, SocketAddr)> = HashMap::new();
-    let mut found = 0;
+    let mut sockets: HashMap<u64, TcpSocket> = HashMap::new();
     let mut pids: Vec<(u32, std::path::PathBuf)> = dir
         .filter_map(|e| {
             let e = e.ok()?;
@@ -96,9 +118,7 @@ fn scan_root(proc: &Path, owners: &Owners) -> usize {
             if netns_done.insert(ns) {
                 for table in ["net/tcp", "net/tcp6"] {
                     let text = std::fs::read_to_string(path.join(table)).unwrap_or_default();
-                    tuples.extend(text.lines().skip(1).filter_map(|l| {
-                        parse_tcp_line(l).map(|(i, local, remote)| (i, (local, remote)))
-                    }));
+                    sockets.extend(text.lines().skip(1).filter_map(parse_tcp_line));
                 }
             }
         }
@@ -106,9 +126,16 @@ fn scan_root(proc: &Path, owners: &Owners) -> usize {
         let owner = Owner::new(pid, comm.trim_end().as_bytes());
         for inode in inodes {
             // The lowest pid holding a socket wins (usually the parent).
-            if let Some((local, remote)) = tuples.remove(&inode) {
-                owners.insert(local, remote, owner.clone());
-                found += 1;
+            match sockets.remove(&inode) {
+                Some(TcpSocket::Connected(local, remote)) => {
+                    let o = owners.insert(local, remote, owner.clone());
+                    found.ends.push((local, remote, o));
+                }
+                Some(TcpSocket::Listening(local)) => {
+                    let o = owners.insert_listener(local, owner.clone());
+                    found.listeners.push((local, o));
+                }
+                None => {}
             }
         }
     }
@@ -122,17 +149,32 @@ mod tests {
     #[test]
     fn proc_net_tcp_lines_parse() {
         let v4 = "   1: 0100007F:1F90 0200007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 123456 1 0000000000000000 20 4 30 10 -1";
-        let (inode, local, remote) = parse_tcp_line(v4).unwrap();
-        assert_eq!(inode, 123456);
-        assert_eq!(local, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(remote, "127.0.0.2:40000".parse().unwrap());
+        assert_eq!(
+            parse_tcp_line(v4),
+            Some((
+                123456,
+                TcpSocket::Connected(
+                    "127.0.0.1:8080".parse().unwrap(),
+                    "127.0.0.2:40000".parse().unwrap()
+                )
+            ))
+        );
         let listen = "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(parse_tcp_line(listen), None);
+        assert_eq!(
+            parse_tcp_line(listen),
+            Some((99, TcpSocket::Listening("0.0.0.0:8080".parse().unwrap())))
+        );
         let v6 = "   0: 00000000000000000000000001000000:1F90 0000000000000000FFFF00000100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 0 10 -1";
-        let (inode, local, remote) = parse_tcp_line(v6).unwrap();
-        assert_eq!(inode, 777);
-        assert_eq!(local, "[::1]:8080".parse().unwrap());
-        assert_eq!(remote, "[::ffff:127.0.0.1]:54321".parse().unwrap());
+        assert_eq!(
+            parse_tcp_line(v6),
+            Some((
+                777,
+                TcpSocket::Connected(
+                    "[::1]:8080".parse().unwrap(),
+                    "[::ffff:127.0.0.1]:54321".parse().unwrap()
+                )
+            ))
+        );
     }
 
     #[test]
@@ -141,7 +183,16 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (_server, _) = listener.accept().unwrap();
         let owners = Owners::new();
-        assert!(scan(&owners) >= 2);
+        let found = scan(&owners);
+        assert!(found.ends.len() >= 2);
+        let here = listener.local_addr().unwrap();
+        assert!(
+            found
+                .listeners
+                .iter()
+                .any(|(a, o)| *a == here && o.pid == std::process::id()),
+            "this test's listener is found"
+        );
         let me = owners
             .owner_of(client.local_addr().unwrap(), client.peer_addr().unwrap())
             .expect("this test's own connection is found");

@@ -1,4 +1,5 @@
 use super::*;
+use std::net::SocketAddr;
 
 fn comm(s: &str) -> [u8; 16] {
     let mut c = [0u8; 16];
@@ -14,6 +15,8 @@ fn fact(event: u8, sk: u64, tgid: u32, name: &str, local: &str, remote: &str) ->
         comm: comm(name),
         local: local.parse().unwrap(),
         remote: remote.parse().unwrap(),
+        selected: 0,
+        passive: false,
     }
 }
 
@@ -38,7 +41,10 @@ fn client_connect_then_established_joins() {
         "10.0.0.1:40000".parse().unwrap(),
         "10.0.0.2:80".parse().unwrap(),
     );
-    assert_eq!(got, Some(Owner::new(42, b"client")));
+    assert_eq!(
+        got.map(|w| (w.pid, w.comm.to_string())),
+        Some((42, "client".to_string()))
+    );
     // The other end is not this process.
     assert_eq!(
         o.owner_of(
@@ -163,4 +169,98 @@ fn the_table_is_bounded_and_counts_evictions() {
     }
     assert_eq!(o.len(), OWNERS_MAX);
     assert_eq!(o.evicted(), 10);
+}
+
+#[test]
+fn an_accepted_connection_is_its_listeners_until_its_first_read() {
+    let o = Owners::new();
+    o.apply(&fact(
+        sock_event::LISTEN,
+        1,
+        50,
+        "server",
+        "0.0.0.0:80",
+        ANY,
+    ));
+    let mut est = fact(
+        sock_event::ESTABLISHED,
+        2,
+        0,
+        "",
+        "10.0.0.2:80",
+        "10.0.0.1:40000",
+    );
+    est.passive = true;
+    o.apply(&est);
+    let (server, client) = (
+        "10.0.0.2:80".parse().unwrap(),
+        "10.0.0.1:40000".parse().unwrap(),
+    );
+    assert_eq!(o.owner_of(server, client).map(|w| w.pid), Some(50));
+    // A worker process accepts and reads: it is the owner from then on.
+    o.apply(&fact(sock_event::IO, 2, 51, "worker", ANY, ANY));
+    assert_eq!(o.owner_of(server, client).map(|w| w.pid), Some(51));
+    // An active open on the same port is not the listener's.
+    let mut out = fact(
+        sock_event::ESTABLISHED,
+        3,
+        0,
+        "",
+        "10.0.0.2:80",
+        "10.0.0.9:5",
+    );
+    out.passive = false;
+    o.apply(&out);
+    assert_eq!(
+        o.owner_of(server, "10.0.0.9:5".parse().unwrap()),
+        None,
+        "not accepted"
+    );
+}
+
+#[test]
+fn the_owner_filter_shows_connections_with_a_selected_end() {
+    let o = Owners::with_selection(Some(Selection {
+        pids: vec![7],
+        comms: vec!["curl".into()],
+    }));
+    let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+    let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let c: SocketAddr = "10.0.0.3:2000".parse().unwrap();
+    assert!(!o.shown(a, b), "no owner known: not shown");
+    // Found in /proc: judged here.
+    assert!(o.insert(a, b, Owner::new(7, b"app")).selected);
+    assert!(o.shown(a, b) && o.shown(b, a), "either direction");
+    assert!(!o.insert(c, b, Owner::new(8, b"other")).selected);
+    assert!(!o.shown(c, b));
+    assert!(o.insert(b, c, Owner::new(9, b"curl")).selected);
+    assert!(o.shown(c, b), "the other end is selected by comm");
+    // From the kernel: its verdict is taken.
+    let mut f = fact(sock_event::CONNECT, 5, 10, "x", ANY, ANY);
+    f.selected = capture_common::verdict::SELECTED;
+    o.apply(&f);
+    o.apply(&fact(
+        sock_event::ESTABLISHED,
+        5,
+        0,
+        "",
+        "10.0.0.1:3000",
+        "10.0.0.2:80",
+    ));
+    assert!(o.shown(
+        "10.0.0.2:80".parse().unwrap(),
+        "10.0.0.1:3000".parse().unwrap()
+    ));
+    // Without a filter everything is shown.
+    assert!(Owners::new().shown(a, b));
+}
+
+#[test]
+fn an_owners_place_is_read_from_proc() {
+    let o = Owners::new();
+    let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+    let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let me = o.insert(a, b, Owner::new(std::process::id(), b"me"));
+    assert_eq!(me.place.netns, own_netns());
+    assert!(me.place.cgroup.is_some_and(|c| c.starts_with('/')));
 }

@@ -33,6 +33,8 @@ pub struct JsonSink<W: Write> {
     conns: ConnCache,
     /// Who owns each end, when live capture attributes processes.
     owners: Option<Arc<Owners>>,
+    /// wstap's own network namespace: an owner in another one is named.
+    own_netns: Option<u64>,
     /// The seconds of the last timestamp written and their digits.
     ts_sec: u64,
     ts_sec_digits: Vec<u8>,
@@ -42,7 +44,10 @@ impl<W: Write> JsonSink<W> {
     /// `payload_max`: print at most this many payload bytes per event
     /// (`--payload-max`); the event says `"payload_truncated": true` then.
     /// Adds `src_pid`/`src_comm`/`dst_pid`/`dst_comm` from `owners`.
+    /// and, for a process in another network namespace or a cgroup,
+    /// `src_netns`/`src_cgroup`/`dst_netns`/`dst_cgroup`.
     pub fn with_owners(mut self, owners: Option<Arc<Owners>>) -> Self {
+        self.own_netns = crate::owners::own_netns();
         self.owners = owners;
         self
     }
@@ -55,6 +60,7 @@ impl<W: Write> JsonSink<W> {
             line: Vec::with_capacity(OUT_CHUNK + 4096),
             conns: ConnCache::new(),
             owners: None,
+            own_netns: None,
             ts_sec: u64::MAX,
             ts_sec_digits: Vec::new(),
         }
@@ -201,6 +207,7 @@ impl<W: Write> EventSink for JsonSink<W> {
         let max = self.payload_max;
         self.start_ts(ev.ts_ns);
         let owners = self.owners.as_deref();
+        let own_netns = self.own_netns;
         let epoch = owners.map_or(0, Owners::epoch);
         let conn = self
             .conns
@@ -211,13 +218,19 @@ impl<W: Write> EventSink for JsonSink<W> {
                 o.addr("dst", ev.dst);
                 o.name("dir", ev.dir.as_str());
                 let [src, dst] = owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
-                if let Some(w) = src {
-                    o.num("src_pid", w.pid as u64);
-                    o.str("src_comm", &w.comm);
-                }
-                if let Some(w) = dst {
-                    o.num("dst_pid", w.pid as u64);
-                    o.str("dst_comm", &w.comm);
+                for (w, [pid, comm, netns, cgroup]) in [
+                    (src, ["src_pid", "src_comm", "src_netns", "src_cgroup"]),
+                    (dst, ["dst_pid", "dst_comm", "dst_netns", "dst_cgroup"]),
+                ] {
+                    let Some(w) = w else { continue };
+                    o.num(pid, w.pid as u64);
+                    o.str(comm, &w.comm);
+                    if let Some(ns) = w.place.netns.filter(|&ns| Some(ns) != own_netns) {
+                        o.num(netns, ns);
+                    }
+                    if let Some(cg) = &w.place.cgroup {
+                        o.str(cgroup, cg);
+                    }
                 }
             });
         self.line.extend_from_slice(conn);

@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod pcapng;
+pub mod selected;
 pub mod text;
 
 use std::io::{self, Write as _};

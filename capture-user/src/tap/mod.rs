@@ -20,6 +20,7 @@ mod attach;
 mod load;
 mod maps;
 mod ring;
+mod select;
 mod sock;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -35,6 +36,7 @@ pub use maps::Counters;
 pub use ring::{
     ring_size_for, wakeup_bytes, Record, RingItem, SockFact, Unreadable, POLL_INTERVAL,
 };
+pub use select::TapSelection;
 
 /// Errors of the kernel tap. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,10 @@ pub enum TapError {
     MissingMap(&'static str),
     #[error("interface {iface} went away during the capture (deleted, or moved to another network namespace)")]
     InterfaceGone { iface: String },
+    #[error(
+        "--pid, --comm and -- COMMAND need the ownership hooks, which cannot attach here: {0}"
+    )]
+    NoOwnerFilter(String),
     #[error("reading the ring buffer: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -91,6 +97,8 @@ pub struct TapConfig {
     pub verbose: u8,
     /// Attach the ownership hooks (which process each connection is).
     pub owners: bool,
+    /// The owner filter (`--pid`, `--comm`, `-- COMMAND`); needs `owners`.
+    pub selection: Option<TapSelection>,
 }
 
 /// A loaded and attached tap.
@@ -137,15 +145,24 @@ impl Tap {
             None
         };
         maps::fill_filter(&mut ebpf, &cfg.filter)?;
-        let (links, description) = attach::attach(&mut ebpf, &cfg.iface, index, cfg.attach)?;
+        if let Some(sel) = &cfg.selection {
+            select::fill(&mut ebpf, sel)?;
+        }
+        // The hooks first: with the owner filter on, a connection made
+        // between attaching TC and attaching them would have no verdict.
+        let follow = cfg.selection.as_ref().is_some_and(|s| s.follow);
         let (sock_links, owners_off) = if cfg.owners {
-            match sock::attach(&mut ebpf) {
+            match sock::attach(&mut ebpf, follow) {
                 Ok(l) => (Some(l), None),
                 Err(why) => (None, Some(why)),
             }
         } else {
             (None, None)
         };
+        if let (Some(why), Some(_)) = (&owners_off, &cfg.selection) {
+            return Err(TapError::NoOwnerFilter(why.clone()));
+        }
+        let (links, description) = attach::attach(&mut ebpf, &cfg.iface, index, cfg.attach)?;
 
         let ring: RingBuf<MapData> = maps::take(&mut ebpf, capture_common::MAP_RING)?;
         // SAFETY: the ring's fd stays open and unchanged while the AsyncFd owns it.
@@ -242,6 +259,28 @@ impl Tap {
         ring::drain(self.ring.get_mut(), &mut self.unreadable, &mut f)
     }
 
+    /// Selects `pid` and, from now on, every process it forks (`-- COMMAND`).
+    pub fn follow(&mut self, pid: u32) -> Result<(), TapError> {
+        select::follow(&mut self._ebpf, pid)
+    }
+
+    /// Stops selecting `pid`; the children it forked meanwhile stay selected.
+    pub fn unfollow(&mut self, pid: u32) -> Result<(), TapError> {
+        select::unfollow(&mut self._ebpf, pid)
+    }
+
+    /// Gives the kernel the owner filter's verdicts on what was open at
+    /// start (found in /proc), which its hooks never saw.
+    pub fn mark_found(&mut self, found: &crate::owners::procfs::Found) -> Result<(), TapError> {
+        for (local, remote, owner) in &found.ends {
+            select::mark_end(&mut self._ebpf, *local, *remote, owner.selected)?;
+        }
+        for (local, owner) in &found.listeners {
+            select::mark_listener(&mut self._ebpf, local.port(), owner.selected)?;
+        }
+        Ok(())
+    }
+
     /// Current kernel counters, summed over CPUs.
     pub fn counters(&self) -> Result<Counters, TapError> {
         maps::read_counters(&self.counters)
@@ -287,6 +326,10 @@ mod tests {
             capture_common::MAP_HOSTS_V6,
             capture_common::MAP_PORTS,
             capture_common::MAP_SOCK_OWNER,
+            capture_common::MAP_SELECT_PIDS,
+            capture_common::MAP_SELECT_COMMS,
+            capture_common::MAP_END_VERDICT,
+            capture_common::MAP_LISTEN_VERDICT,
         ] {
             assert!(obj.maps.contains_key(map), "map {map} not in the object");
         }
@@ -298,6 +341,7 @@ mod tests {
             capture_common::PROG_XDP,
             capture_common::PROG_SOCK_STATE,
             capture_common::PROG_SOCK_IO,
+            capture_common::PROG_FOLLOW_FORK,
         ] {
             assert!(
                 obj.programs.contains_key(prog),
@@ -312,6 +356,7 @@ mod tests {
             capture_common::GLOBAL_FILTER_HOSTS,
             capture_common::GLOBAL_FILTER_PORTS,
             capture_common::GLOBAL_WAKEUP_BYTES,
+            capture_common::GLOBAL_FILTER_OWNERS,
         ] {
             assert!(
                 symbols.contains(&global),

@@ -172,9 +172,13 @@ pub struct SockFact {
     pub sk: u64,
     pub tgid: u32,
     pub comm: [u8; 16],
-    /// Local end, then remote end (ESTABLISHED only).
+    /// Local end, then remote end (ESTABLISHED; LISTEN has the local end).
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The owner filter's verdict on the owner (`capture_common::verdict`).
+    pub selected: u8,
+    /// ESTABLISHED of an accepted socket.
+    pub passive: bool,
 }
 
 impl SockFact {
@@ -194,6 +198,8 @@ impl SockFact {
             comm: r.comm,
             local: SocketAddr::new(addr(r.family, &r.saddr), r.sport),
             remote: SocketAddr::new(addr(r.family, &r.daddr), r.dport),
+            selected: r.selected,
+            passive: r.passive != 0,
         })
     }
 }

@@ -19,6 +19,7 @@ pub(super) struct SockLinks {
 /// offsets it reads them (`capture-ebpf/src/sock.rs`).
 const STATE_FIELDS: &[(&str, usize)] = &[
     ("skaddr", 8),
+    ("oldstate", 16),
     ("newstate", 20),
     ("sport", 24),
     ("dport", 26),
@@ -33,19 +34,41 @@ const STATE_FIELDS: &[(&str, usize)] = &[
 /// The fields of `sock:sock_send_length` and `sock:sock_recv_length`.
 const IO_FIELDS: &[(&str, usize)] = &[("sk", 8), ("protocol", 18)];
 
+/// The field of `sched:sched_process_fork` `follow_fork` reads.
+const FORK_FIELDS: &[(&str, usize)] = &[("child_pid", 20)];
+
 /// Fields a program reads from a tracepoint: name and offset.
 type Fields = &'static [(&'static str, usize)];
 
-/// Each hook: program, tracepoint, the fields it reads.
-const HOOKS: &[(&str, &str, Fields)] = &[
+/// Each hook: program, tracepoint category and name, the fields it reads.
+const HOOKS: &[(&str, &str, &str, Fields)] = &[
     (
         capture_common::PROG_SOCK_STATE,
+        "sock",
         "inet_sock_set_state",
         STATE_FIELDS,
     ),
-    (capture_common::PROG_SOCK_IO, "sock_send_length", IO_FIELDS),
-    (capture_common::PROG_SOCK_IO, "sock_recv_length", IO_FIELDS),
+    (
+        capture_common::PROG_SOCK_IO,
+        "sock",
+        "sock_send_length",
+        IO_FIELDS,
+    ),
+    (
+        capture_common::PROG_SOCK_IO,
+        "sock",
+        "sock_recv_length",
+        IO_FIELDS,
+    ),
 ];
+
+/// Attached for `-- COMMAND` only: the command's children are followed.
+const FORK_HOOK: (&str, &str, &str, Fields) = (
+    capture_common::PROG_FOLLOW_FORK,
+    "sched",
+    "sched_process_fork",
+    FORK_FIELDS,
+);
 
 /// Checks a tracepoint format file's text against `fields`.
 pub(crate) fn check_format(format: &str, fields: &[(&str, usize)]) -> Result<(), String> {
@@ -104,30 +127,39 @@ fn ensure_tracefs() -> Result<(), String> {
     Ok(())
 }
 
-fn read_format(event: &str) -> Result<String, String> {
+fn read_format(category: &str, event: &str) -> Result<String, String> {
     for base in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
-        let path = format!("{base}/events/sock/{event}/format");
+        let path = format!("{base}/events/{category}/{event}/format");
         if let Ok(s) = std::fs::read_to_string(&path) {
             return Ok(s);
         }
     }
-    Err(format!("tracepoint sock:{event} not found in this kernel"))
+    Err(format!(
+        "tracepoint {category}:{event} not found in this kernel"
+    ))
 }
 
-/// Loads and attaches every hook, or says why not (then none is attached).
-pub(super) fn attach(ebpf: &mut Ebpf) -> Result<SockLinks, String> {
+/// Loads and attaches every hook (and, with `follow`, the fork hook), or
+/// says why not (then none is attached).
+pub(super) fn attach(ebpf: &mut Ebpf, follow: bool) -> Result<SockLinks, String> {
     ensure_tracefs()?;
-    for &(_, event, fields) in HOOKS {
-        check_format(&read_format(event)?, fields).map_err(|e| format!("sock:{event}: {e}"))?;
+    let hooks: Vec<_> = HOOKS
+        .iter()
+        .copied()
+        .chain(follow.then_some(FORK_HOOK))
+        .collect();
+    for &(_, category, event, fields) in &hooks {
+        check_format(&read_format(category, event)?, fields)
+            .map_err(|e| format!("{category}:{event}: {e}"))?;
     }
     let mut links = Vec::new();
-    for &(name, event, _) in HOOKS {
-        let fail = |e: ProgramError| format!("{name} on sock:{event}: {e}");
+    for &(name, category, event, _) in &hooks {
+        let fail = |e: ProgramError| format!("{name} on {category}:{event}: {e}");
         let prog: &mut TracePoint = program(ebpf, name).map_err(|e| e.to_string())?;
         if prog.fd().is_err() {
             prog.load().map_err(fail)?;
         }
-        let id = prog.attach("sock", event).map_err(fail)?;
+        let id = prog.attach(category, event).map_err(fail)?;
         links.push(prog.take_link(id).map_err(fail)?);
     }
     Ok(SockLinks { _links: links })
@@ -138,6 +170,7 @@ mod tests {
     use super::*;
 
     const STATE: &str = "\tfield:const void * skaddr;\toffset:8;\tsize:8;\tsigned:0;\n\
+        \tfield:int oldstate;\toffset:16;\tsize:4;\tsigned:1;\n\
         \tfield:int newstate;\toffset:20;\tsize:4;\tsigned:1;\n\
         \tfield:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;\n\
         \tfield:__u16 dport;\toffset:26;\tsize:2;\tsigned:0;\n\
@@ -163,8 +196,8 @@ mod tests {
 
     #[test]
     fn this_kernels_formats_match_when_readable() {
-        for &(_, event, fields) in HOOKS {
-            match read_format(event) {
+        for &(_, category, event, fields) in HOOKS.iter().chain([&FORK_HOOK]) {
+            match read_format(category, event) {
                 Ok(f) => assert_eq!(check_format(&f, fields), Ok(()), "{event}"),
                 Err(e) => eprintln!("SKIPPED {event}: cannot read its format here: {e}"),
             }

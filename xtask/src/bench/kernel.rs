@@ -37,7 +37,7 @@ fn workloads() -> Vec<(&'static str, Vec<String>, bool)> {
             true,
         ),
         (
-            "small, other port: rejected by the port filter",
+            "small, other port",
             strings(&["--conversation", "small", "--count", "50000"]),
             false,
         ),
@@ -134,12 +134,45 @@ impl Cost {
 
 /// One wstap binary's measurement.
 struct Measured {
-    /// Its "listening on …" line.
+    /// Its "listening on …" line (of the default run).
     listening: String,
-    /// Its own count at exit (the "kernel:" line of its summary).
+    /// Its own count at exit (the "kernel:" line of the default run's summary).
     kernel_line: String,
-    /// Per workload (in the order of [`workloads`]), the programs that ran.
-    costs: Vec<Vec<Cost>>,
+    /// Per traffic row (setup and workload), the programs that ran.
+    costs: Vec<(String, Vec<Cost>)>,
+}
+
+/// How wstap runs for a row: a label, the options after `-i lo --port PORT
+/// --format json`, and which [`workloads`] it runs (by index).
+struct Setup {
+    label: &'static str,
+    args: Vec<String>,
+    workloads: Vec<usize>,
+}
+
+/// The setups: the default (process attribution on) over every workload;
+/// for the current binary also attribution off, and the owner filter
+/// rejecting the traffic (`--pid` of a process not in it), on the small
+/// messages, where per-packet costs show most.
+fn setups(other_pid: u32, current: bool) -> Vec<Setup> {
+    let mut v = vec![Setup {
+        label: "default (attribution on)",
+        args: Vec::new(),
+        workloads: (0..workloads().len()).collect(),
+    }];
+    if current {
+        v.push(Setup {
+            label: "--no-process",
+            args: strings(&["--no-process"]),
+            workloads: vec![1],
+        });
+        v.push(Setup {
+            label: "--pid OTHER (owner filter rejects)",
+            args: vec!["--pid".into(), other_pid.to_string()],
+            workloads: vec![1],
+        });
+    }
+    v
 }
 
 pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
@@ -153,7 +186,7 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
         if b.baseline {
             eprintln!("bench: the same with the baseline {}", b.path.display());
         }
-        match measure(b.path)? {
+        match measure(b.path, !b.baseline)? {
             Ok(m) => measured.push((b, m)),
             Err(why) if !b.baseline => return Ok(Section::skipped(TITLE, why)),
             Err(why) => baseline_failed = Some(format!("`{}`: {why}", b.path.display())),
@@ -162,13 +195,12 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
     let compare = measured.len() > 1;
     let current = &measured[0].1;
     let mut rows = Vec::new();
-    for (i, (label, _, delivered)) in workloads().into_iter().enumerate() {
-        let traffic = format!(
-            "{label} ({})",
-            if delivered { "delivered" } else { "rejected" }
-        );
+    for (traffic, _) in &current.costs {
         for (b, m) in &measured {
-            for c in &m.costs[i] {
+            let Some((_, costs)) = m.costs.iter().find(|(t, _)| t == traffic) else {
+                continue;
+            };
+            for c in costs {
                 let mut row = vec![
                     traffic.clone(),
                     b.label(&c.program),
@@ -178,9 +210,11 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
                 ];
                 if compare {
                     row.push(if b.baseline {
-                        current.costs[i]
+                        current
+                            .costs
                             .iter()
-                            .find(|x| x.program == c.program)
+                            .find(|(t, _)| t == traffic)
+                            .and_then(|(_, cs)| cs.iter().find(|x| x.program == c.program))
                             .map(|x| fmt_vs_baseline(x.per_packet(), c.per_packet()))
                             .unwrap_or_default()
                     } else {
@@ -192,15 +226,16 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
         }
     }
     let mut header = strings(&[
-        "traffic",
+        "wstap, traffic",
         "program",
-        "runs (packets)",
+        "runs",
         "total ms",
-        "ns per packet",
+        "ns per run",
     ]);
     let mut notes = vec![
         format!("- {}", current.listening),
-        format!("- Real peers on `lo` of a private namespace, `wstap -i lo --port {PORT} --format json > /dev/null` running. Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run."),
+        format!("- Real peers on `lo` of a private namespace, `wstap -i lo --port {PORT} --format json > /dev/null` running (plus the options of the row). Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). A run of `tc_ingress`/`tc_egress` is a packet; of `sock_io` a send or receive call; of `sock_state` a TCP state change. Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run."),
+        "- Process attribution is the `sock_state` and `sock_io` rows; `--no-process` shows the TC programs without them. `--pid OTHER` selects a process that takes no part in the traffic (the second server), so the owner filter rejects every segment in the kernel: compare its `tc_*` rows with the port filter's rejection (\"other port\") and with delivery.".into(),
         format!("- wstap's own count at exit: `{}`", current.kernel_line),
     ];
     if let Some((b, m)) = measured.iter().find(|(b, _)| b.baseline) {
@@ -225,28 +260,13 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
     })
 }
 
-/// Runs the workloads with `wstap -i lo` attached and reads its programs'
-/// costs. The inner error says why there is nothing to measure (wstap did
-/// not attach, or holds no BPF program): the section is then skipped.
-fn measure(wstap: &Path) -> Result<std::result::Result<Measured, String>> {
+/// Runs the workloads with `wstap -i lo` attached, once per [`setups`]
+/// entry, and reads its programs' costs. The inner error says why there is
+/// nothing to measure (wstap did not attach, or holds no BPF program): the
+/// section is then skipped.
+fn measure(wstap: &Path, current: bool) -> Result<std::result::Result<Measured, String>> {
     let work = WorkDir::create("wstap-bench-k")?;
     let ns = Netns::create()?;
-    let Listening { child, stderr } =
-        match try_spawn_listening(&mut wstap_tap(&ns, wstap, "lo", PORT), "wstap -i")? {
-            Ok(l) => l,
-            Err((st, head)) => {
-                return Ok(Err(format!(
-                    "`wstap -i lo` did not attach ({st}): {}",
-                    head.trim().replace('\n', " ")
-                )))
-            }
-        };
-    let pid = child.id();
-    let mut tap = Reaper(child);
-    let ids = prog_ids(pid)?;
-    if ids.is_empty() {
-        return Ok(Err("wstap holds no BPF program".into()));
-    }
     let no_compression = ["--no-compression"];
     let _server = serve(
         &ns,
@@ -257,7 +277,7 @@ fn measure(wstap: &Path) -> Result<std::result::Result<Measured, String>> {
         &work.join("server.ready"),
         "the WebSocket server",
     )?;
-    let _other_server = serve(
+    let other_server = serve(
         &ns,
         WS_PEER,
         "127.0.0.1",
@@ -266,41 +286,73 @@ fn measure(wstap: &Path) -> Result<std::result::Result<Measured, String>> {
         &work.join("other.ready"),
         "the second WebSocket server",
     )?;
-    let stats = BpfStats::enable()?;
-    let snapshot =
-        || -> Result<Vec<(String, u64, u64)>> { ids.iter().map(|&i| prog_stats(i)).collect() };
-    let mut costs = Vec::new();
-    for (_, args, delivered) in workloads() {
-        let port = if delivered { PORT } else { OTHER_PORT };
-        let before = snapshot()?;
-        run_clients(&ns, "127.0.0.1", port, &work, &[args])?;
-        std::thread::sleep(Duration::from_millis(300));
-        let after = snapshot()?;
-        costs.push(
-            before
-                .into_iter()
-                .zip(after)
-                .filter(|((_, _, n0), (_, _, n1))| n1 > n0)
-                .map(|((program, t0, n0), (_, t1, n1))| Cost {
-                    program,
-                    ns: t1 - t0,
-                    runs: n1 - n0,
-                })
-                .collect(),
-        );
+    let all = workloads();
+    let mut out = Measured {
+        listening: String::new(),
+        kernel_line: String::new(),
+        costs: Vec::new(),
+    };
+    for (n, setup) in setups(other_server.0.id(), current).into_iter().enumerate() {
+        let mut cmd = wstap_tap(&ns, wstap, "lo", PORT);
+        cmd.args(&setup.args);
+        let Listening { child, stderr } = match try_spawn_listening(&mut cmd, "wstap -i")? {
+            Ok(l) => l,
+            Err((st, head)) => {
+                return Ok(Err(format!(
+                    "`wstap -i lo {}` did not attach ({st}): {}",
+                    setup.args.join(" "),
+                    head.trim().replace('\n', " ")
+                )))
+            }
+        };
+        let pid = child.id();
+        let mut tap = Reaper(child);
+        let ids = prog_ids(pid)?;
+        if ids.is_empty() {
+            return Ok(Err("wstap holds no BPF program".into()));
+        }
+        let stats = BpfStats::enable()?;
+        let snapshot =
+            || -> Result<Vec<(String, u64, u64)>> { ids.iter().map(|&i| prog_stats(i)).collect() };
+        for &w in &setup.workloads {
+            let (label, args, delivered) = &all[w];
+            let port = if *delivered { PORT } else { OTHER_PORT };
+            let before = snapshot()?;
+            run_clients(&ns, "127.0.0.1", port, &work, std::slice::from_ref(args))?;
+            std::thread::sleep(Duration::from_millis(300));
+            let after = snapshot()?;
+            let verdict = match (*delivered, n) {
+                (false, _) => "rejected by the port filter",
+                (true, 2) => "rejected by the owner filter",
+                (true, _) => "delivered",
+            };
+            out.costs.push((
+                format!("{}: {label} ({verdict})", setup.label),
+                before
+                    .into_iter()
+                    .zip(after)
+                    .filter(|((_, _, n0), (_, _, n1))| n1 > n0)
+                    .map(|((program, t0, n0), (_, t1, n1))| Cost {
+                        program,
+                        ns: t1 - t0,
+                        runs: n1 - n0,
+                    })
+                    .collect(),
+            ));
+        }
+        drop(stats);
+        let _ = tap.stop();
+        let stderr = stderr.collect();
+        if n == 0 {
+            out.listening = listening_line(&stderr).to_string();
+            out.kernel_line = stderr
+                .lines()
+                .find(|l| l.starts_with("kernel:"))
+                .unwrap_or("")
+                .to_string();
+        }
     }
-    drop(stats);
-    let _ = tap.stop();
-    let stderr = stderr.collect();
-    Ok(Ok(Measured {
-        listening: listening_line(&stderr).to_string(),
-        kernel_line: stderr
-            .lines()
-            .find(|l| l.starts_with("kernel:"))
-            .unwrap_or("")
-            .to_string(),
-        costs,
-    }))
+    Ok(Ok(out))
 }
 
 #[cfg(test)]
