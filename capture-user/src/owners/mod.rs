@@ -382,9 +382,13 @@ impl Table {
                     None
                 };
                 let s = self.sock(f.sk);
-                if s.tuple.is_some() {
+                if s.tuple.is_some() || f.passive {
                     // A socket is established once: this pointer was freed
-                    // and reused, and the old owner is not this one's.
+                    // and reused, and the old owner is not this one's. An
+                    // accepted socket's owner before this is never its own
+                    // either (a reused pointer of a socket established
+                    // before wstap started): the kernel reports its reader
+                    // again after ESTABLISHED, the listener stands in until.
                     s.owner = None;
                 }
                 s.tuple = Some(tuple);

@@ -264,3 +264,34 @@ fn an_owners_place_is_read_from_proc() {
     assert_eq!(me.place.netns, own_netns());
     assert!(me.place.cgroup.is_some_and(|c| c.starts_with('/')));
 }
+
+#[test]
+fn a_reused_pointer_of_a_socket_older_than_wstap_does_not_own_an_accepted_one() {
+    let o = Owners::new();
+    o.apply(&fact(
+        sock_event::LISTEN,
+        1,
+        50,
+        "server",
+        "10.0.0.2:80",
+        ANY,
+    ));
+    // A socket established before wstap started: only its reads are seen.
+    o.apply(&fact(sock_event::IO, 9, 31, "early", ANY, ANY));
+    // Freed; the pointer comes back as an accepted socket of the server.
+    let mut est = fact(
+        sock_event::ESTABLISHED,
+        9,
+        0,
+        "",
+        "10.0.0.2:80",
+        "10.0.0.1:40000",
+    );
+    est.passive = true;
+    o.apply(&est);
+    let (server, client) = (
+        "10.0.0.2:80".parse().unwrap(),
+        "10.0.0.1:40000".parse().unwrap(),
+    );
+    assert_eq!(o.owner_of(server, client).map(|w| w.pid), Some(50));
+}
