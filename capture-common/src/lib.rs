@@ -62,6 +62,9 @@ pub mod kind {
     pub const TCP_SEGMENT: u8 = 1;
     /// A socket fact from the ownership hooks: [`super::SockRecord`].
     pub const SOCK: u8 = 2;
+    /// Plaintext from a hooked TLS library, or a tie of a TLS object to a
+    /// socket: [`super::TlsHeader`] (+ data).
+    pub const TLS: u8 = 3;
 }
 
 /// What a [`SockRecord`] says (its `event` byte).
@@ -80,6 +83,9 @@ pub mod sock_event {
     /// (process context). Until an accepted socket's own first read or
     /// send, its owner is taken to be its listener's.
     pub const LISTEN: u8 = 5;
+    /// Socket `sk` reached CLOSE (sent only while the TLS hooks are on:
+    /// the TLS objects tied to it are untied, as the pointer may be reused).
+    pub const CLOSE: u8 = 6;
 }
 
 /// The kernel's verdict on a process when an owner filter (`--pid`,
@@ -157,7 +163,7 @@ pub const SOCK_RECORD_LEN: usize = core::mem::size_of::<SockRecord>();
 /// record. Bumped whenever a kind's layout changes, so that a user space
 /// built from another contract counts the records it cannot read instead of
 /// misreading them.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// The first two bytes of every ring record, whatever its kind.
 #[repr(C)]
@@ -288,11 +294,20 @@ pub enum Counter {
     /// Segments left out because their connection belongs to processes
     /// the owner filter does not select (`--pid`, `--comm`, `-- COMMAND`).
     OtherProcesses = 11,
+    /// Hooked TLS calls that returned plaintext.
+    TlsCalls = 12,
+    /// TLS records (plaintext chunks and ties) dropped: the ring was full.
+    TlsRecordsLost = 13,
+    /// Plaintext bytes in those records.
+    TlsBytesLost = 14,
+    /// Plaintext bytes returned by a call that could not be copied
+    /// (`bpf_probe_read_user` failed, or past [`TLS_CHUNKS_MAX`] chunks).
+    TlsBytesUnreadable = 15,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 16] = [
         Counter::PacketsSeen,
         Counter::SegmentsMatched,
         Counter::BytesMatched,
@@ -305,6 +320,10 @@ impl Counter {
         Counter::ParseErrors,
         Counter::SockRecordsLost,
         Counter::OtherProcesses,
+        Counter::TlsCalls,
+        Counter::TlsRecordsLost,
+        Counter::TlsBytesLost,
+        Counter::TlsBytesUnreadable,
     ];
     /// Number of counters (entries of [`MAP_COUNTERS`]).
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -330,6 +349,10 @@ impl Counter {
             Counter::ParseErrors => "parse errors",
             Counter::SockRecordsLost => "socket records lost",
             Counter::OtherProcesses => "segments of other processes",
+            Counter::TlsCalls => "TLS calls with plaintext",
+            Counter::TlsRecordsLost => "TLS records lost",
+            Counter::TlsBytesLost => "TLS bytes lost",
+            Counter::TlsBytesUnreadable => "TLS bytes unreadable",
         }
     }
 }
@@ -377,8 +400,8 @@ pub const PROG_TC_INGRESS: &str = "tc_ingress";
 pub const PROG_TC_EGRESS: &str = "tc_egress";
 pub const PROG_XDP: &str = "xdp_tap";
 /// The ownership hooks (`capture-ebpf/src/sock.rs`): tracepoint
-/// `sock:inet_sock_set_state`, and one program on both
-/// `sock:sock_send_length` and `sock:sock_recv_length`.
+/// `sock:inet_sock_set_state`, `sock_io` on `sock:sock_recv_length` and
+/// [`PROG_SOCK_SEND`] on `sock:sock_send_length`.
 pub const PROG_SOCK_STATE: &str = "sock_state";
 pub const PROG_SOCK_IO: &str = "sock_io";
 /// `LruHashMap<u64, u32>`: socket pointer → the tgid last reported for it,
@@ -413,8 +436,112 @@ pub const END_VERDICT_MAX: u32 = 65536;
 /// are followed too (`-- COMMAND`).
 pub const PROG_FOLLOW_FORK: &str = "follow_fork";
 
+/// The TLS hooks (`capture-ebpf/src/tls.rs`): uprobes on the entry of
+/// `SSL_read`, `SSL_read_ex`, `SSL_write`, `SSL_write_ex` and one
+/// uretprobe program on the return of all four.
+pub const PROG_SSL_READ: &str = "ssl_read";
+pub const PROG_SSL_READ_EX: &str = "ssl_read_ex";
+pub const PROG_SSL_WRITE: &str = "ssl_write";
+pub const PROG_SSL_WRITE_EX: &str = "ssl_write_ex";
+pub const PROG_SSL_RET: &str = "ssl_ret";
+/// Program on `sock:sock_send_length` (the ownership hook's send half; the
+/// TLS hooks learn there which socket a write went to).
+pub const PROG_SOCK_SEND: &str = "sock_send";
+/// `u8` global, nonzero when the TLS hooks are attached: the socket hooks
+/// then also keep the per-thread hints that tie TLS calls to sockets.
+pub const GLOBAL_TLS_ON: &str = "TLS_ON";
+
+/// Largest plaintext chunk in one TLS record.
+pub const TLS_CHUNK_MAX: usize = 16 * 1024;
+/// Most chunks one TLS call is copied in (8 MiB: a 4 MiB message is one
+/// write with its frame header); the rest is counted in
+/// [`Counter::TlsBytesUnreadable`] and seen by user space as a gap.
+pub const TLS_CHUNKS_MAX: u32 = 512;
+
+/// [`TlsHeader::event`] values.
+pub mod tls_event {
+    /// Plaintext a call returned (one chunk of it).
+    pub const DATA: u8 = 1;
+    /// The TLS object `ssl` wrote to socket `sk` (the first send on the
+    /// thread after an `SSL_write*` without a send inside it).
+    pub const TIE: u8 = 2;
+}
+
+/// [`TlsHeader::dir`] values: which way the plaintext went through the
+/// library.
+pub mod tls_dir {
+    /// `SSL_read*`: received from the peer.
+    pub const READ: u8 = 0;
+    /// `SSL_write*`: sent to the peer.
+    pub const WRITE: u8 = 1;
+}
+
+/// [`TlsHeader::how`]: how `sk` was learned, strongest first.
+pub mod tls_how {
+    /// No socket known for this call.
+    pub const NONE: u8 = 0;
+    /// A send or receive made by the same thread inside the call (a
+    /// blocking socket under the library): certain.
+    pub const NESTED: u8 = 1;
+    /// The thread's last receive before an `SSL_read*` (memory BIOs): a hint.
+    pub const RECV_BEFORE: u8 = 2;
+    /// The thread's first send after an `SSL_write*` (memory BIOs): a hint.
+    pub const SEND_AFTER: u8 = 3;
+}
+
+/// One TLS ring record, kind [`kind::TLS`]: for [`tls_event::DATA`]
+/// followed by `chunk_len` plaintext bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsHeader {
+    pub prefix: RecordPrefix,
+    /// One of [`tls_event`].
+    pub event: u8,
+    /// One of [`tls_dir`].
+    pub dir: u8,
+    /// One of [`tls_how`]: how `sk` was learned.
+    pub how: u8,
+    pub _pad: [u8; 3],
+    /// The library's `SSL *`: only an identity.
+    pub ssl: u64,
+    /// The socket (`struct sock *`, as the socket hooks report it), or 0.
+    pub sk: u64,
+    pub ts_ns: u64,
+    /// Offset of this chunk in the stream of (`ssl`, `dir`) since the
+    /// hooks first saw it: a jump is plaintext lost.
+    pub offset: u64,
+    /// Bytes of plaintext after this header.
+    pub chunk_len: u32,
+    /// Bytes the call returned in all.
+    pub call_len: u32,
+    /// Thread group id of the caller.
+    pub tgid: u32,
+    /// Thread id of the caller.
+    pub tid: u32,
+}
+
+const _: () = assert!(TLS_HEADER_LEN == 56);
+
+/// Bytes of a [`TlsHeader`].
+pub const TLS_HEADER_LEN: usize = core::mem::size_of::<TlsHeader>();
+
+/// Per-CPU staging area of the TLS hooks, like [`Scratch`].
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsScratch {
+    pub header: TlsHeader,
+    pub data: [u8; TLS_CHUNK_MAX],
+    /// Kernel-private loop state: bytes to deliver, and done so far.
+    pub deliver: u32,
+    pub done: u32,
+    /// The caller's buffer.
+    pub buf: u64,
+}
+
 #[cfg(feature = "user")]
 mod user {
+    // SAFETY: plain-old-data, repr(C), no padding holes left implicit.
+    unsafe impl aya::Pod for super::TlsHeader {}
     // SAFETY: plain-old-data, repr(C), no padding holes left implicit.
     unsafe impl aya::Pod for super::RecordHeader {}
     // SAFETY: as above.

@@ -17,6 +17,7 @@ mod packet;
 mod parse;
 mod record;
 mod sock;
+mod tls;
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_UNSPEC},

@@ -57,6 +57,10 @@ pub static END_VERDICT: LruHashMap<EndKey, u8> = LruHashMap::with_max_entries(EN
 #[no_mangle]
 pub static FILTER_OWNERS: Global<u8> = Global::new(0);
 
+/// `GLOBAL_TLS_ON`: the TLS hooks are attached (`tls.rs`).
+#[no_mangle]
+pub static TLS_ON: Global<u8> = Global::new(0);
+
 /// See `capture_common::GLOBAL_WAKEUP_BYTES`.
 #[no_mangle]
 pub static WAKEUP_BYTES: Global<u64> = Global::new(0);

@@ -48,7 +48,8 @@ use capture_common::{
     FAMILY_V4, FAMILY_V6, SELECT_COMMS_MAX, SELECT_PIDS_MAX, SOCK_OWNER_MAX, WIRE_VERSION,
 };
 
-use crate::maps::{count, END_VERDICT, FILTER_OWNERS, RECORDS};
+use crate::maps::{count, END_VERDICT, FILTER_OWNERS, RECORDS, TLS_ON};
+use crate::tls;
 
 /// `MAP_SOCK_OWNER`: socket pointer → tgid last reported as its owner.
 #[map]
@@ -159,6 +160,11 @@ fn on_state(ctx: &TracePointContext) -> Result<(), i32> {
             }
             TCP_CLOSE => {
                 let _ = SOCK_OWNER.remove(sk);
+                if TLS_ON.load() != 0 {
+                    if let Some(e) = reserve(sock_event::CLOSE, sk) {
+                        e.submit(0);
+                    }
+                }
                 if FILTER_OWNERS.load() != 0 {
                     if let Some(end) = SK_END.get(sk) {
                         if end.established != 0 {
@@ -293,31 +299,49 @@ fn verdict_of(tgid: u32, comm: &[u8; 16]) -> u8 {
 // layout; checked by user space like the one above).
 const IO_SK: usize = 8;
 const IO_PROTOCOL: usize = 18;
+const IO_RET: usize = 20;
 
-/// A process sent or received on a socket: the first time it does (or after
-/// another process did), it is reported as the owner.
+/// A process received on a socket (`sock:sock_recv_length`): the first
+/// time it does (or after another process did), it is reported as the owner.
 #[tracepoint]
 pub fn sock_io(ctx: TracePointContext) -> u32 {
+    on_io(&ctx, false);
+    0
+}
+
+/// The same for a send (`sock:sock_send_length`); a program of its own so
+/// that the TLS hooks know a send from a receive.
+#[tracepoint]
+pub fn sock_send(ctx: TracePointContext) -> u32 {
+    on_io(&ctx, true);
+    0
+}
+
+#[inline(always)]
+fn on_io(ctx: &TracePointContext, send: bool) {
     // SAFETY: offsets of this tracepoint's fields, checked by user space.
-    let (sk, protocol) = unsafe {
+    let (sk, protocol, ret) = unsafe {
         (
             ctx.read_at::<u64>(IO_SK).unwrap_or(0),
             ctx.read_at::<u16>(IO_PROTOCOL).unwrap_or(0),
+            ctx.read_at::<i32>(IO_RET).unwrap_or(0),
         )
     };
     if protocol != IPPROTO_TCP || sk == 0 {
-        return 0;
+        return;
+    }
+    if TLS_ON.load() != 0 {
+        tls::on_sock_io(sk, send, ret);
     }
     let tgid = current_tgid();
     // SAFETY: a plain u32 value; a concurrent update only makes us report twice.
     if unsafe { SOCK_OWNER.get(sk) } == Some(&tgid) {
-        return 0;
+        return;
     }
     let v = owner(sk, sock_event::IO, tgid);
     if FILTER_OWNERS.load() != 0 {
         mark_io(sk, v);
     }
-    0
 }
 
 /// The owner filter on a read or send by a process with verdict `v`: its

@@ -101,6 +101,18 @@ pub struct Cli {
     #[arg(long)]
     pub no_process: bool,
 
+    /// Live capture: hook OpenSSL (libssl.so.* found in the linker's cache
+    /// and in running processes) and decode wss:// plaintext like ws://;
+    /// events from it carry `"via": "tls"`. Implied by --pid, --comm and
+    /// -- COMMAND.
+    #[arg(long, conflicts_with = "no_process")]
+    pub tls: bool,
+
+    /// With --tls: also hook this OpenSSL build (a libssl of its own, or a
+    /// binary linked statically with its symbols). Repeatable.
+    #[arg(long = "tls-lib", value_name = "PATH")]
+    pub tls_libs: Vec<PathBuf>,
+
     /// Live capture: only connections of this process (its thread group id,
     /// the pid `ps` shows). Repeat for more; filtered in the kernel.
     #[arg(long = "pid", value_name = "PID", conflicts_with = "no_process")]

@@ -60,6 +60,9 @@ pub struct Event<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub dir: Direction,
+    /// The bytes were read from a hooked TLS library as plaintext (`--tls`),
+    /// not reassembled from the wire: JSON `"via": "tls"`.
+    pub tls: bool,
     pub kind: EventKind<'a>,
 }
 

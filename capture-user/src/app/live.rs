@@ -52,11 +52,13 @@ use crate::owners::{self, Owners};
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
+use crate::source::hooked::{Chunk, Hint, Hooked};
 use crate::source::Segment;
 use crate::tap::{
-    self, Attach, Counters, Record, RingItem, Tap, TapConfig, TapSelection, XdpAttachMode,
+    self, Attach, Counters, Record, RingItem, Tap, TapConfig, TapSelection, TlsRecord,
+    XdpAttachMode,
 };
-use capture_common::Counter;
+use capture_common::{tls_dir, tls_event, tls_how, Counter};
 
 /// Runs the capture; returns the exit code (the command's, with
 /// `-- COMMAND`; otherwise 0).
@@ -81,6 +83,7 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<u8> {
         ring_size: cli.ring_size,
         verbose: cli.verbose,
         owners: !cli.no_process,
+        tls: tls_wanted(cli, selection.is_some()).then(|| cli.tls_libs.clone()),
         selection,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -88,6 +91,12 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<u8> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(capture(cli, cfg))
+}
+
+/// `--tls`, or `--tls-lib`, or an owner filter (its processes' wss:// is
+/// what a user watching them wants), unless processes are not tracked.
+fn tls_wanted(cli: &Cli, selecting: bool) -> bool {
+    !cli.no_process && (cli.tls || !cli.tls_libs.is_empty() || selecting)
 }
 
 /// The owner filter of `--pid`, `--comm` and `-- COMMAND`, or `None`. A
@@ -191,6 +200,10 @@ struct Live {
     /// Who owns each connection's ends (`None` with `--no-process`).
     owners: Option<Arc<Owners>>,
     pcap_comment: PcapComment,
+    /// The hooked TLS plaintext (`--tls`).
+    hooked: Hooked,
+    /// TLS records that could not be decoded here (segment modes, workers).
+    tls_skipped: u64,
 }
 
 /// The `-w` packet comment naming the processes of a segment's ends, kept
@@ -264,6 +277,8 @@ impl Live {
             seen: Seen::default(),
             clock_offset_ns: 0,
             stop: None,
+            hooked: Hooked::new(Filter::parse(&cli.hosts, &cli.ports)?),
+            tls_skipped: 0,
         })
     }
 
@@ -278,7 +293,49 @@ impl Live {
                 if let Some(o) = &self.owners {
                     o.apply(fact);
                 }
+                if fact.event == capture_common::sock_event::CLOSE && self.stop.is_none() {
+                    if let Mode::Decode(d) = &mut self.mode {
+                        let ts_ns = (fact.ts_ns as i64).wrapping_add(self.clock_offset_ns) as u64;
+                        self.hooked.closed(fact.sk, ts_ns, d, &mut self.sink);
+                    }
+                }
             }
+            RingItem::Tls(rec) => self.tls(rec),
+        }
+    }
+
+    /// One TLS hook record: plaintext or a tie, for the hooked source.
+    fn tls(&mut self, rec: &TlsRecord<'_>) {
+        let h = &rec.header;
+        let (Mode::Decode(d), Some(owners), None) = (&mut self.mode, &self.owners, &self.stop)
+        else {
+            self.tls_skipped += 1;
+            return;
+        };
+        let sockets = |sk| owners.socket(sk);
+        let ts_ns = (h.ts_ns as i64).wrapping_add(self.clock_offset_ns) as u64;
+        if h.event == tls_event::TIE {
+            self.hooked
+                .tie(h.tgid, h.ssl, h.sk, &sockets, d, &mut self.sink);
+            return;
+        }
+        let chunk = Chunk {
+            tgid: h.tgid,
+            ssl: h.ssl,
+            read: h.dir == tls_dir::READ,
+            offset: h.offset,
+            data: rec.data,
+            sk: h.sk,
+            hint: match h.how {
+                tls_how::NESTED => Hint::Nested,
+                tls_how::NONE => Hint::None,
+                _ => Hint::Near,
+            },
+            ts_ns,
+        };
+        self.hooked.chunk(&chunk, &sockets, d, &mut self.sink);
+        if self.sink.done() {
+            self.stop = Some(Stop::Count);
         }
     }
 
@@ -432,6 +489,9 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<u8> {
                 "wstap: warning: process attribution is off for new connections ({why}); \
                  connections open at start are still attributed from /proc"
             );
+        }
+        for line in tap.tls_report() {
+            eprintln!("wstap: TLS: {line}");
         }
         let found = owners::procfs::scan(owners);
         if cfg.selection.is_some() {
@@ -591,6 +651,24 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
                 o.hidden()
             );
         }
+    }
+    if c.get(Counter::TlsCalls) > 0 || live.tls_skipped > 0 {
+        let h = live.hooked.stats();
+        eprintln!(
+            "wstap: TLS: {} calls hooked, {} plaintext bytes decoded, {} seen by both ends (taken once), \
+             {} never tied to a connection, {} on sockets opened before wstap, {} hints disagreed, \
+             {} records lost (ring full, {} bytes), {} bytes unreadable, {} records not decoded (--segments/--workers)",
+            c.get(Counter::TlsCalls),
+            h.decoded_bytes,
+            h.twice_bytes,
+            h.untied_bytes,
+            h.unknown_socket_bytes,
+            h.disagreeing_hints,
+            c.get(Counter::TlsRecordsLost),
+            c.get(Counter::TlsBytesLost),
+            c.get(Counter::TlsBytesUnreadable),
+            live.tls_skipped,
+        );
     }
     if let Some(p) = &live.pcap {
         eprintln!(

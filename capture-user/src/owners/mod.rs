@@ -107,6 +107,18 @@ type Tuple = (SocketAddr, SocketAddr);
 struct SockState {
     owner: Option<Owner>,
     tuple: Option<Tuple>,
+    /// Accepted (the local end is the server).
+    passive: bool,
+}
+
+/// What the table knows of one kernel socket: its ends, and which is the
+/// server's. The TLS plaintext source places a hooked call's bytes by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketEnds {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Accepted: `local` is the server.
+    pub passive: bool,
 }
 
 /// Most sockets and most 4-tuples remembered; the oldest go first.
@@ -288,6 +300,17 @@ impl Owners {
         owner
     }
 
+    /// The ends of kernel socket `sk`, once its ESTABLISHED was seen.
+    pub fn socket(&self, sk: u64) -> Option<SocketEnds> {
+        let t = self.lock();
+        let s = t.by_sk.map.get(&sk)?;
+        s.tuple.map(|(local, remote)| SocketEnds {
+            local,
+            remote,
+            passive: s.passive,
+        })
+    }
+
     /// Applies one fact from the kernel hooks.
     pub fn apply(&self, fact: &SockFact) {
         let mut t = self.lock();
@@ -360,6 +383,7 @@ impl Table {
                 *self.sock(f.sk) = SockState {
                     owner: Some(owner),
                     tuple: None,
+                    passive: false,
                 };
                 None
             }
@@ -392,6 +416,7 @@ impl Table {
                     s.owner = None;
                 }
                 s.tuple = Some(tuple);
+                s.passive = f.passive;
                 // An accepted socket is its listener's until its owner
                 // reads or sends: then the request is attributed too.
                 s.owner.clone().or(listener).map(|o| (tuple, o))

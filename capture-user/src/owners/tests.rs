@@ -17,6 +17,7 @@ fn fact(event: u8, sk: u64, tgid: u32, name: &str, local: &str, remote: &str) ->
         remote: remote.parse().unwrap(),
         selected: 0,
         passive: false,
+        ts_ns: 0,
     }
 }
 

@@ -94,6 +94,7 @@ impl Out<'_> {
             src: conn.addrs[side],
             dst: conn.addrs[side.other()],
             dir: role.dir(side),
+            tls: conn.tls,
             kind,
         };
         count(self.stats, &ev.kind);
@@ -105,6 +106,8 @@ impl Out<'_> {
 pub(super) struct ConnInfo {
     pub(super) id: ConnId,
     pub(super) addrs: PerSide<SocketAddr>,
+    /// Fed by hooked TLS plaintext (the only plaintext source).
+    pub(super) tls: bool,
 }
 
 impl Conn {
@@ -112,6 +115,7 @@ impl Conn {
         ConnInfo {
             id: self.id,
             addrs: self.addrs.clone(),
+            tls: matches!(self.state, ConnState::Plain { .. }),
         }
     }
 }

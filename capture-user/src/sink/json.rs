@@ -217,6 +217,9 @@ impl<W: Write> EventSink for JsonSink<W> {
                 o.addr("src", ev.src);
                 o.addr("dst", ev.dst);
                 o.name("dir", ev.dir.as_str());
+                if ev.tls {
+                    o.name("via", "tls");
+                }
                 let [src, dst] = owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
                 for (w, [pid, comm, netns, cgroup]) in [
                     (src, ["src_pid", "src_comm", "src_netns", "src_cgroup"]),
@@ -422,6 +425,7 @@ mod tests {
             src: "[fd00::1]:443".parse().unwrap(),
             dst: "10.0.0.2:5000".parse().unwrap(),
             dir: Direction::ServerToClient,
+            tls: false,
             kind: EventKind::Ws(WsEvent::Message {
                 kind,
                 len_exact: true,

@@ -219,6 +219,9 @@ impl<W: Write> EventSink for TextSink<W> {
                 b.extend_from_slice(b" #");
                 push_u64(b, ev.conn);
                 b.push(b' ');
+                if ev.tls {
+                    b.extend_from_slice(b"[tls] ");
+                }
                 let [src_owner, dst_owner] =
                     owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
                 push_addr(b, ev.src);
@@ -413,6 +416,7 @@ mod tests {
                 src,
                 dst,
                 dir: Direction::ClientToServer,
+                tls: false,
                 kind: EventKind::Ws(WsEvent::Message {
                     kind: MessageKind::Text,
                     len_exact: true,
@@ -445,6 +449,7 @@ mod tests {
                 src: "10.0.0.1:1".parse().unwrap(),
                 dst: "[::1]:80".parse().unwrap(),
                 dir: Direction::ClientToServer,
+                tls: false,
                 kind: EventKind::Ws(WsEvent::Message {
                     kind: MessageKind::Text,
                     len_exact: true,

@@ -2,6 +2,7 @@
 //! kernel tap. Both produce the same [`Segment`], so every decoder test that
 //! runs from a capture file also covers live capture.
 
+pub mod hooked;
 pub mod pcap;
 
 use std::net::SocketAddr;

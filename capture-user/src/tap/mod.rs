@@ -22,6 +22,7 @@ mod maps;
 mod ring;
 mod select;
 mod sock;
+pub mod tls;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::ProgramError;
@@ -34,7 +35,7 @@ pub use attach::{if_index, if_name, Attach, XdpAttachMode};
 pub use load::check_privileges;
 pub use maps::Counters;
 pub use ring::{
-    ring_size_for, wakeup_bytes, Record, RingItem, SockFact, Unreadable, POLL_INTERVAL,
+    ring_size_for, wakeup_bytes, Record, RingItem, SockFact, TlsRecord, Unreadable, POLL_INTERVAL,
 };
 pub use select::TapSelection;
 
@@ -81,6 +82,8 @@ pub enum TapError {
         "--pid, --comm and -- COMMAND need the ownership hooks, which cannot attach here: {0}"
     )]
     NoOwnerFilter(String),
+    #[error("--tls needs the socket hooks, which tie each TLS call to its connection: {0}")]
+    NoTls(String),
     #[error("reading the ring buffer: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -99,6 +102,9 @@ pub struct TapConfig {
     pub owners: bool,
     /// The owner filter (`--pid`, `--comm`, `-- COMMAND`); needs `owners`.
     pub selection: Option<TapSelection>,
+    /// Hook OpenSSL (`--tls`): the libraries given with `--tls-lib`, beside
+    /// those found. Needs `owners` (the socket table ties calls to sockets).
+    pub tls: Option<Vec<std::path::PathBuf>>,
 }
 
 /// A loaded and attached tap.
@@ -113,6 +119,10 @@ pub struct Tap {
     sock_links: Option<sock::SockLinks>,
     /// Why attribution is off although asked for.
     owners_off: Option<String>,
+    /// The TLS hooks; `None` when off or detached.
+    tls_links: Option<tls::TlsLinks>,
+    /// What attaching the TLS hooks found: one line per library.
+    tls_report: Vec<String>,
     iface: String,
     index: u32,
     clock_offset_ns: i64,
@@ -162,6 +172,31 @@ impl Tap {
         if let (Some(why), Some(_)) = (&owners_off, &cfg.selection) {
             return Err(TapError::NoOwnerFilter(why.clone()));
         }
+        let (tls_links, tls_report) = match &cfg.tls {
+            None => (None, Vec::new()),
+            Some(_) if owners_off.is_some() || !cfg.owners => {
+                return Err(TapError::NoTls(owners_off.clone().unwrap_or_else(|| {
+                    "--no-process turns the socket hooks off".into()
+                })))
+            }
+            Some(extra) => {
+                let libs = tls::find_libraries(extra);
+                let l = tls::attach(&mut ebpf, &libs).map_err(TapError::NoTls)?;
+                let mut report: Vec<String> = l
+                    .hooked
+                    .iter()
+                    .map(|p| format!("hooked OpenSSL in {}", p.display()))
+                    .collect();
+                report.extend(l.problems.iter().cloned());
+                if libs.is_empty() {
+                    report.push(
+                        "no OpenSSL library (libssl.so.*) found: wss:// stays encrypted (give one with --tls-lib PATH)"
+                            .into(),
+                    );
+                }
+                (Some(l), report)
+            }
+        };
         let (links, description) = attach::attach(&mut ebpf, &cfg.iface, index, cfg.attach)?;
 
         let ring: RingBuf<MapData> = maps::take(&mut ebpf, capture_common::MAP_RING)?;
@@ -178,6 +213,8 @@ impl Tap {
             links: Some(links),
             sock_links,
             owners_off,
+            tls_links,
+            tls_report,
             iface: cfg.iface.clone(),
             index,
             clock_offset_ns,
@@ -192,6 +229,17 @@ impl Tap {
     /// missing from this kernel, say); `None` when it is on or not asked for.
     pub fn owners_off(&self) -> Option<&str> {
         self.owners_off.as_deref()
+    }
+
+    /// What attaching the TLS hooks found (hooked libraries, and one line
+    /// per library that could not be hooked); empty without `--tls`.
+    pub fn tls_report(&self) -> &[String] {
+        &self.tls_report
+    }
+
+    /// Libraries whose functions are hooked.
+    pub fn tls_hooked(&self) -> usize {
+        self.tls_links.as_ref().map_or(0, |l| l.hooked.len())
     }
 
     /// How the tap is attached, e.g. "TC ingress+egress".
@@ -291,6 +339,7 @@ impl Tap {
     /// exact totals.
     pub fn detach(&mut self) {
         self.links = None;
+        self.tls_links = None;
         self.sock_links = None;
     }
 }

@@ -12,7 +12,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use aya::maps::{MapData, RingBuf};
-use capture_common::{kind, RecordHeader, SockRecord, HEADER_LEN, SOCK_RECORD_LEN, WIRE_VERSION};
+use capture_common::{
+    kind, RecordHeader, SockRecord, TlsHeader, HEADER_LEN, SOCK_RECORD_LEN, TLS_HEADER_LEN,
+    WIRE_VERSION,
+};
 
 use crate::source::{tcp_flags, Checksum, Segment};
 
@@ -152,15 +155,42 @@ pub enum RingItem<'a> {
     Segment(Record<'a>),
     /// A fact from the ownership hooks, for the owner table.
     Sock(SockFact),
+    /// Plaintext (or a socket tie) from the TLS hooks.
+    Tls(TlsRecord<'a>),
 }
 
 impl<'a> RingItem<'a> {
     pub fn parse(item: &'a [u8]) -> Result<Self, Unreadable> {
-        if item.first() == Some(&kind::SOCK) {
-            SockFact::parse(item).map(RingItem::Sock)
-        } else {
-            Record::parse(item).map(RingItem::Segment)
+        match item.first() {
+            Some(&kind::SOCK) => SockFact::parse(item).map(RingItem::Sock),
+            Some(&kind::TLS) => TlsRecord::parse(item).map(RingItem::Tls),
+            _ => Record::parse(item).map(RingItem::Segment),
         }
+    }
+}
+
+/// A TLS hook record: its header and the plaintext chunk after it,
+/// borrowed from ring memory.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsRecord<'a> {
+    pub header: TlsHeader,
+    pub data: &'a [u8],
+}
+
+impl<'a> TlsRecord<'a> {
+    pub fn parse(item: &'a [u8]) -> Result<Self, Unreadable> {
+        if item.get(1) != Some(&WIRE_VERSION) {
+            return Err(Unreadable::Version(item.get(1).copied().unwrap_or(0)));
+        }
+        if item.len() < TLS_HEADER_LEN {
+            return Err(Unreadable::Short);
+        }
+        // SAFETY: at least TLS_HEADER_LEN bytes; TlsHeader is Pod; unaligned read.
+        let header: TlsHeader = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        let data = item
+            .get(TLS_HEADER_LEN..TLS_HEADER_LEN + header.chunk_len as usize)
+            .ok_or(Unreadable::Short)?;
+        Ok(TlsRecord { header, data })
     }
 }
 
@@ -179,6 +209,8 @@ pub struct SockFact {
     pub selected: u8,
     /// ESTABLISHED of an accepted socket.
     pub passive: bool,
+    /// Kernel time (monotonic ns).
+    pub ts_ns: u64,
 }
 
 impl SockFact {
@@ -200,6 +232,7 @@ impl SockFact {
             remote: SocketAddr::new(addr(r.family, &r.daddr), r.dport),
             selected: r.selected,
             passive: r.passive != 0,
+            ts_ns: r.ts_ns,
         })
     }
 }

@@ -32,7 +32,7 @@ const STATE_FIELDS: &[(&str, usize)] = &[
 ];
 
 /// The fields of `sock:sock_send_length` and `sock:sock_recv_length`.
-const IO_FIELDS: &[(&str, usize)] = &[("sk", 8), ("protocol", 18)];
+const IO_FIELDS: &[(&str, usize)] = &[("sk", 8), ("protocol", 18), ("ret", 20)];
 
 /// The field of `sched:sched_process_fork` `follow_fork` reads.
 const FORK_FIELDS: &[(&str, usize)] = &[("child_pid", 20)];
@@ -49,7 +49,7 @@ const HOOKS: &[(&str, &str, &str, Fields)] = &[
         STATE_FIELDS,
     ),
     (
-        capture_common::PROG_SOCK_IO,
+        capture_common::PROG_SOCK_SEND,
         "sock",
         "sock_send_length",
         IO_FIELDS,
