@@ -282,7 +282,7 @@ fn set_addresses(r: &mut SockRecord, key: &EndKey) {
 /// The owner filter's verdict on process `tgid` named `comm`
 /// ([`verdict::NONE`] when the filter is off).
 #[inline(always)]
-fn verdict_of(tgid: u32, comm: &[u8; 16]) -> u8 {
+pub fn verdict_of(tgid: u32, comm: &[u8; 16]) -> u8 {
     if FILTER_OWNERS.load() == 0 {
         return verdict::NONE;
     }

@@ -22,7 +22,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, bpf_ringbuf_output,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_ringbuf_output,
         generated::bpf_probe_read_user as probe_read_user_raw,
     },
     macros::{map, uprobe, uretprobe},
@@ -30,11 +31,12 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use capture_common::{
-    kind, tls_dir, tls_event, tls_how, Counter, RecordPrefix, TlsHeader, TlsScratch,
+    kind, tls_dir, tls_event, tls_how, verdict, Counter, RecordPrefix, TlsHeader, TlsScratch,
     TLS_CHUNKS_MAX, TLS_CHUNK_MAX, TLS_HEADER_LEN, WIRE_VERSION,
 };
 
-use crate::maps::{count, wakeup_flags, RECORDS};
+use crate::maps::{count, wakeup_flags, FILTER_OWNERS, RECORDS};
+use crate::sock::verdict_of;
 
 /// One SSL call in progress on a thread.
 #[derive(Clone, Copy)]
@@ -103,6 +105,14 @@ pub fn ssl_write_ex(ctx: ProbeContext) -> u32 {
 #[inline(always)]
 fn enter(ctx: &ProbeContext, dir: u8, ex: bool) {
     let id = bpf_get_current_pid_tgid();
+    // The owner filter (`--pid`, `--comm`, `-- COMMAND`): only the selected
+    // processes' plaintext is read; the others' calls cost this lookup.
+    if FILTER_OWNERS.load() != 0 {
+        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        if verdict_of((id >> 32) as u32, &comm) != verdict::SELECTED {
+            return;
+        }
+    }
     let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
         return;
     };
