@@ -356,3 +356,321 @@ impl Hooked {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Direction, Event, EventKind, TcpEvent, WsEvent};
+    use crate::registry::DecodeConfig;
+
+    const CLIENT_SK: u64 = 0x1000;
+    const SERVER_SK: u64 = 0x2000;
+    const OTHER_SK: u64 = 0x3000;
+    const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: s\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    /// An unmasked server frame: text "hi".
+    const HI: &[u8] = &[0x81, 0x02, b'h', b'i'];
+
+    fn client() -> SocketAddr {
+        "10.0.0.1:5000".parse().unwrap()
+    }
+    fn server() -> SocketAddr {
+        "10.0.0.2:80".parse().unwrap()
+    }
+
+    /// The client's socket, the server's accepted one, and one of another
+    /// connection.
+    fn sockets(sk: u64) -> Option<SocketEnds> {
+        match sk {
+            CLIENT_SK => Some(SocketEnds {
+                local: client(),
+                remote: server(),
+                passive: false,
+            }),
+            SERVER_SK => Some(SocketEnds {
+                local: server(),
+                remote: client(),
+                passive: true,
+            }),
+            OTHER_SK => Some(SocketEnds {
+                local: "10.0.0.1:6000".parse().unwrap(),
+                remote: server(),
+                passive: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the tests look at in an event.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Seen {
+        conn: ConnId,
+        dir: Direction,
+        tls: bool,
+        name: &'static str,
+        text: Option<String>,
+        gap: Option<u64>,
+    }
+
+    struct Rig {
+        hooked: Hooked,
+        dec: Option<Decoder>,
+        seen: Vec<Seen>,
+    }
+
+    impl Rig {
+        fn new(filter: Filter) -> Rig {
+            Rig {
+                hooked: Hooked::new(filter),
+                dec: Some(Decoder::new(DecodeConfig::default())),
+                seen: Vec::new(),
+            }
+        }
+
+        fn sink(seen: &mut Vec<Seen>) -> impl FnMut(&Event<'_>) + '_ {
+            move |e: &Event<'_>| {
+                let text = match &e.kind {
+                    EventKind::Ws(WsEvent::Message { payload, .. }) => {
+                        Some(String::from_utf8_lossy(payload).into_owned())
+                    }
+                    _ => None,
+                };
+                let gap = match &e.kind {
+                    EventKind::Tcp(TcpEvent::Gap { bytes }) => Some(*bytes),
+                    _ => None,
+                };
+                seen.push(Seen {
+                    conn: e.conn,
+                    dir: e.dir,
+                    tls: e.tls,
+                    name: e.kind.name(),
+                    text,
+                    gap,
+                })
+            }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn call(
+            &mut self,
+            tgid: u32,
+            ssl: u64,
+            read: bool,
+            offset: u64,
+            data: &[u8],
+            sk: u64,
+            hint: Hint,
+        ) {
+            let c = Chunk {
+                tgid,
+                ssl,
+                read,
+                offset,
+                data,
+                sk,
+                hint,
+                ts_ns: 1_000_000_000 + offset,
+            };
+            let dec = self.dec.as_mut().unwrap();
+            self.hooked
+                .chunk(&c, &sockets, dec, &mut Self::sink(&mut self.seen));
+        }
+
+        fn tie(&mut self, tgid: u32, ssl: u64, sk: u64) {
+            let dec = self.dec.as_mut().unwrap();
+            self.hooked.tie(
+                tgid,
+                ssl,
+                sk,
+                &sockets,
+                dec,
+                &mut Self::sink(&mut self.seen),
+            );
+        }
+
+        fn close(&mut self, sk: u64) {
+            let dec = self.dec.as_mut().unwrap();
+            self.hooked
+                .closed(sk, 2_000_000_000, dec, &mut Self::sink(&mut self.seen));
+        }
+
+        fn names(&self) -> Vec<&'static str> {
+            self.seen.iter().map(|s| s.name).collect()
+        }
+
+        fn messages(&self) -> Vec<(Direction, String)> {
+            self.seen
+                .iter()
+                .filter_map(|s| s.text.clone().map(|t| (s.dir, t)))
+                .collect()
+        }
+
+        /// The client's whole conversation, every call tied as `hint`.
+        fn client_conversation(&mut self, ssl: u64, sk: u64, hint: Hint) {
+            self.call(10, ssl, false, 0, REQUEST, sk, hint);
+            self.call(10, ssl, true, 0, RESPONSE, sk, hint);
+            self.call(10, ssl, true, RESPONSE.len() as u64, HI, sk, hint);
+        }
+    }
+
+    #[test]
+    fn a_call_on_its_own_socket_ties_at_once_and_decodes_like_ws() {
+        let mut r = Rig::new(Filter::default());
+        r.client_conversation(0xA, CLIENT_SK, Hint::Nested);
+        assert!(r.names().contains(&"ws_open"), "{:?}", r.seen);
+        assert_eq!(
+            r.messages(),
+            vec![(Direction::ServerToClient, "hi".to_string())]
+        );
+        assert!(r.seen.iter().all(|s| s.tls), "{:?}", r.seen);
+        let st = r.hooked.stats();
+        assert_eq!(st.tied, 1);
+        let all = (REQUEST.len() + RESPONSE.len() + HI.len()) as u64;
+        assert_eq!(st.decoded_bytes, all);
+        assert_eq!(st.untied_bytes, 0);
+    }
+
+    #[test]
+    fn hints_wait_until_two_agree_then_everything_waiting_is_decoded() {
+        let mut r = Rig::new(Filter::default());
+        r.call(10, 0xA, false, 0, REQUEST, CLIENT_SK, Hint::Near);
+        assert!(r.seen.is_empty(), "one hint printed: {:?}", r.seen);
+        assert_eq!(r.hooked.stats().untied_bytes, REQUEST.len() as u64);
+        r.tie(10, 0xA, CLIENT_SK);
+        assert_eq!(r.hooked.stats().tied, 1);
+        assert_eq!(r.hooked.stats().untied_bytes, 0);
+        assert!(r.names().contains(&"http_request"), "{:?}", r.seen);
+        r.call(10, 0xA, true, 0, RESPONSE, 0, Hint::None);
+        r.call(10, 0xA, true, RESPONSE.len() as u64, HI, 0, Hint::None);
+        assert_eq!(
+            r.messages(),
+            vec![(Direction::ServerToClient, "hi".to_string())]
+        );
+    }
+
+    #[test]
+    fn disagreeing_hints_print_nothing_and_count_the_bytes() {
+        let mut r = Rig::new(Filter::default());
+        r.call(10, 0xA, false, 0, REQUEST, CLIENT_SK, Hint::Near);
+        r.call(10, 0xA, true, 0, RESPONSE, OTHER_SK, Hint::Near);
+        r.tie(10, 0xA, CLIENT_SK);
+        r.tie(10, 0xA, OTHER_SK);
+        assert!(r.seen.is_empty(), "printed on a guess: {:?}", r.seen);
+        let st = r.hooked.stats();
+        assert_eq!(st.tied, 0);
+        assert_eq!(st.untied_bytes, (REQUEST.len() + RESPONSE.len()) as u64);
+    }
+
+    #[test]
+    fn a_vote_against_a_tie_is_counted_and_ignored() {
+        let mut r = Rig::new(Filter::default());
+        r.call(10, 0xA, false, 0, REQUEST, CLIENT_SK, Hint::Nested);
+        r.tie(10, 0xA, OTHER_SK);
+        r.call(10, 0xA, true, 0, RESPONSE, 0, Hint::None);
+        r.call(10, 0xA, true, RESPONSE.len() as u64, HI, 0, Hint::None);
+        assert_eq!(r.hooked.stats().disagreeing_hints, 1);
+        let conns: std::collections::HashSet<_> = r.seen.iter().map(|s| s.conn).collect();
+        assert_eq!(conns.len(), 1, "{:?}", r.seen);
+        assert_eq!(r.messages().len(), 1);
+    }
+
+    #[test]
+    fn both_ends_hooked_give_each_direction_once() {
+        let mut r = Rig::new(Filter::default());
+        // Client writes, server reads the same bytes; server writes, client
+        // reads them.
+        r.call(10, 0xA, false, 0, REQUEST, CLIENT_SK, Hint::Nested);
+        r.call(20, 0xB, true, 0, REQUEST, SERVER_SK, Hint::Nested);
+        r.call(20, 0xB, false, 0, RESPONSE, SERVER_SK, Hint::Nested);
+        r.call(10, 0xA, true, 0, RESPONSE, CLIENT_SK, Hint::Nested);
+        r.call(
+            20,
+            0xB,
+            false,
+            RESPONSE.len() as u64,
+            HI,
+            SERVER_SK,
+            Hint::Nested,
+        );
+        r.call(
+            10,
+            0xA,
+            true,
+            RESPONSE.len() as u64,
+            HI,
+            CLIENT_SK,
+            Hint::Nested,
+        );
+        let names = r.names();
+        assert_eq!(names.iter().filter(|n| **n == "http_request").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "ws_open").count(), 1);
+        assert_eq!(r.messages().len(), 1, "{:?}", r.seen);
+        let st = r.hooked.stats();
+        assert_eq!(
+            st.twice_bytes,
+            (REQUEST.len() + RESPONSE.len() + HI.len()) as u64
+        );
+        assert_eq!(
+            st.decoded_bytes,
+            (REQUEST.len() + RESPONSE.len() + HI.len()) as u64
+        );
+    }
+
+    #[test]
+    fn a_jump_in_the_stream_is_a_gap_and_the_decoder_goes_on() {
+        let mut r = Rig::new(Filter::default());
+        r.call(10, 0xA, false, 0, REQUEST, CLIENT_SK, Hint::Nested);
+        r.call(10, 0xA, true, 0, RESPONSE, CLIENT_SK, Hint::Nested);
+        // 10 bytes of plaintext lost (a full ring), then a frame.
+        let at = RESPONSE.len() as u64 + 10;
+        r.call(10, 0xA, true, at, HI, CLIENT_SK, Hint::Nested);
+        let gaps: Vec<u64> = r.seen.iter().filter_map(|s| s.gap).collect();
+        assert_eq!(gaps, vec![10], "{:?}", r.seen);
+        // Nothing lost afterwards: the next frame after the resync decodes.
+        r.call(
+            10,
+            0xA,
+            true,
+            at + HI.len() as u64,
+            HI,
+            CLIENT_SK,
+            Hint::Nested,
+        );
+        assert!(
+            r.messages()
+                .contains(&(Direction::ServerToClient, "hi".into())),
+            "{:?}",
+            r.seen
+        );
+    }
+
+    #[test]
+    fn unknown_sockets_and_filtered_connections_are_counted_not_printed() {
+        let mut r = Rig::new(Filter::parse(&[], &[443]).unwrap());
+        r.call(10, 0xA, false, 0, REQUEST, CLIENT_SK, Hint::Nested);
+        r.call(10, 0xC, false, 0, REQUEST, 0x9999, Hint::Nested);
+        assert!(r.seen.is_empty(), "{:?}", r.seen);
+        let st = r.hooked.stats();
+        assert_eq!(st.filtered_bytes, REQUEST.len() as u64);
+        assert_eq!(st.unknown_socket_bytes, REQUEST.len() as u64);
+        assert_eq!(st.decoded_bytes, 0);
+    }
+
+    #[test]
+    fn a_socket_close_ends_the_connection_and_unties_its_objects() {
+        let mut r = Rig::new(Filter::default());
+        r.client_conversation(0xA, CLIENT_SK, Hint::Nested);
+        let first = r.seen[0].conn;
+        r.close(CLIENT_SK);
+        assert_eq!(r.seen.last().unwrap().name, "conn_close", "{:?}", r.seen);
+        // The pointer reused by a new connection on another socket is tied
+        // afresh: nothing of it lands on the old connection.
+        r.seen.clear();
+        r.call(10, 0xA, false, 0, REQUEST, OTHER_SK, Hint::Nested);
+        assert!(!r.seen.is_empty());
+        assert!(r.seen.iter().all(|s| s.conn != first), "{:?}", r.seen);
+    }
+}
