@@ -416,3 +416,57 @@ fn kill_9_of_wstap_tls_leaves_no_uprobe_attached() {
         "still in the kernel after kill -9: {left:?}"
     );
 }
+
+/// Libraries that cannot be hooked (a path that is not there, a library
+/// that is not OpenSSL) get one clear line each; the system's OpenSSL is
+/// still hooked and the capture runs and ends cleanly.
+#[test]
+fn libraries_that_cannot_be_hooked_get_one_line_each() {
+    let name = "libraries_that_cannot_be_hooked_get_one_line_each";
+    if !tests::require_root(name) {
+        return;
+    }
+    let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a libc.so.6");
+    let v = VethPair::new().expect("veth pair");
+    let w = Wstap::start(
+        &v.b,
+        &[
+            "-i",
+            &v.b_if,
+            "--port",
+            "8458",
+            "--tls-lib",
+            "/nonexistent/libssl.so.3",
+            "--tls-lib",
+            libc,
+        ],
+    )
+    .expect("wstap starts despite the bad libraries");
+    let out = w.stop().expect("wstap output");
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_hooked(&out);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let about = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(
+        about("/nonexistent/libssl.so.3: not hooked: cannot open it"),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        about(&format!(
+            "{libc}: not hooked: SSL_read, SSL_read_ex, SSL_write, SSL_write_ex: it exports none of them"
+        )),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("WebSocket handshakes"),
+        "{}",
+        out.stderr
+    );
+}

@@ -656,13 +656,14 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
         let h = live.hooked.stats();
         eprintln!(
             "wstap: TLS: {} calls hooked, {} plaintext bytes decoded, {} seen by both ends (taken once), \
-             {} never tied to a connection, {} on sockets opened before wstap, {} hints disagreed, \
+             {} never tied to a connection, {} on sockets opened before wstap, {} of connections the host/port filter leaves out, {} hints disagreed, \
              {} records lost (ring full, {} bytes), {} bytes unreadable, {} records not decoded (--segments/--workers)",
             c.get(Counter::TlsCalls),
             h.decoded_bytes,
             h.twice_bytes,
             h.untied_bytes,
             h.unknown_socket_bytes,
+            h.filtered_bytes,
             h.disagreeing_hints,
             c.get(Counter::TlsRecordsLost),
             c.get(Counter::TlsBytesLost),

@@ -137,26 +137,25 @@ pub(super) fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<TlsLinks, Stri
     let mut hooked = Vec::new();
     let mut problems = Vec::new();
     for lib in libs {
+        if let Err(e) = std::fs::File::open(lib) {
+            problems.push(format!(
+                "{}: not hooked: cannot open it: {e}",
+                lib.display()
+            ));
+            continue;
+        }
         let mut missing = Vec::new();
-        let mut ok = 0;
         for (symbol, entry) in SYMBOLS {
             match attach_pair(ebpf, lib, symbol, entry) {
-                Ok(pair) => {
-                    links.extend(pair);
-                    ok += 1;
-                }
-                Err(e) => missing.push(format!("{symbol} ({e})")),
+                Ok(pair) => links.extend(pair),
+                Err(e) => missing.push((symbol, e)),
             }
         }
-        if ok > 0 {
+        if missing.len() < SYMBOLS.len() {
             hooked.push(lib.clone());
         }
-        if !missing.is_empty() {
-            problems.push(format!(
-                "{}: not hooked: {}",
-                lib.display(),
-                missing.join(", ")
-            ));
+        if let Some(p) = not_hooked(lib, &missing) {
+            problems.push(p);
         }
     }
     Ok(TlsLinks {
@@ -164,6 +163,38 @@ pub(super) fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<TlsLinks, Stri
         hooked,
         problems,
     })
+}
+
+/// One line saying which functions of `lib` could not be hooked and why:
+/// a symbol aya cannot resolve (it then looks for a debuglink file) means
+/// the library does not export it.
+fn not_hooked(lib: &Path, missing: &[(&str, String)]) -> Option<String> {
+    if missing.is_empty() {
+        return None;
+    }
+    let no_symbol = |e: &str| e.contains("debuglink") || e.contains("symbol");
+    let names: Vec<&str> = missing.iter().map(|m| m.0).collect();
+    let why = if missing.iter().all(|m| no_symbol(&m.1)) {
+        if missing.len() == SYMBOLS.len() {
+            "it exports none of them: not OpenSSL, or a build stripped of its symbols".to_string()
+        } else {
+            "not exported by this build (OpenSSL before 1.1.1 has no _ex functions)".to_string()
+        }
+    } else {
+        let mut errs: Vec<&str> = missing.iter().map(|m| m.1.as_str()).collect();
+        errs.dedup();
+        errs.join("; ")
+    };
+    let what = if missing.len() == SYMBOLS.len() {
+        "not hooked"
+    } else {
+        "partly hooked"
+    };
+    Some(format!(
+        "{}: {what}: {}: {why}",
+        lib.display(),
+        names.join(", ")
+    ))
 }
 
 /// Entry and return probe of one function; both or neither.
@@ -197,6 +228,30 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_library_without_the_symbols_gets_one_clear_line() {
+        let debuglink = "failed to access debuglink file `/x.debug`".to_string();
+        let all: Vec<(&str, String)> = SYMBOLS.iter().map(|s| (s.0, debuglink.clone())).collect();
+        let line = not_hooked(Path::new("/lib/libz.so.1"), &all).unwrap();
+        assert_eq!(
+            line,
+            "/lib/libz.so.1: not hooked: SSL_read, SSL_read_ex, SSL_write, SSL_write_ex: \
+             it exports none of them: not OpenSSL, or a build stripped of its symbols"
+        );
+        let old = vec![
+            ("SSL_read_ex", debuglink.clone()),
+            ("SSL_write_ex", debuglink),
+        ];
+        let line = not_hooked(Path::new("/lib/libssl.so.1.0.0"), &old).unwrap();
+        assert!(
+            line.starts_with(
+                "/lib/libssl.so.1.0.0: partly hooked: SSL_read_ex, SSL_write_ex: not exported"
+            ),
+            "{line}"
+        );
+        assert_eq!(not_hooked(Path::new("/x"), &[]), None);
+    }
 
     #[test]
     fn ld_cache_lines_name_libssl_only() {
