@@ -15,6 +15,10 @@ blocking HOST PORT LOG_FILE
     them; logs like `client`.
 https CERT KEY HOST PORT READY_FILE
     an HTTP/1.1 server over TLS answering every GET with a fixed body.
+bench HOST PORT COUNT SIZE
+    one asyncio connection echoing COUNT binary messages of SIZE bytes one
+    after another; prints {"seconds": ..., "bytes": ...} (the benchmark's
+    wss echo).
 """
 import asyncio
 import base64
@@ -25,6 +29,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 
 import websockets
 
@@ -181,6 +186,21 @@ def https(cert, key, host, port, ready):
     server.serve_forever()
 
 
+async def bench(host, port, count, size):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = bytes(range(256)) * (int(size) // 256) + bytes(int(size) % 256)
+    async with websockets.connect(f"wss://{host}:{port}/bench", ssl=ctx, max_size=None,
+                                  compression=None) as ws:
+        t0 = time.monotonic()
+        for _ in range(int(count)):
+            await ws.send(m)
+            assert len(await ws.recv()) == len(m)
+        took = time.monotonic() - t0
+    print(json.dumps({"seconds": took, "bytes": len(m) * int(count)}))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "server":
@@ -189,6 +209,8 @@ if __name__ == "__main__":
         asyncio.run(clients(*sys.argv[2:6]))
     elif mode == "blocking":
         blocking(*sys.argv[2:5])
+    elif mode == "bench":
+        asyncio.run(bench(*sys.argv[2:6]))
     elif mode == "https":
         https(*sys.argv[2:7])
     else:

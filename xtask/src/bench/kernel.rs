@@ -50,12 +50,12 @@ const PORT: &str = "9002";
 const OTHER_PORT: &str = "9003";
 
 /// Restores `kernel.bpf_stats_enabled` on drop.
-struct BpfStats(String);
+pub(super) struct BpfStats(String);
 
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
-    fn enable() -> Result<Self> {
+    pub(super) fn enable() -> Result<Self> {
         let old = std::fs::read_to_string(SYSCTL).context("reading kernel.bpf_stats_enabled")?;
         std::fs::write(SYSCTL, "1").context("sysctl kernel.bpf_stats_enabled=1")?;
         Ok(BpfStats(old.trim().to_string()))
@@ -71,7 +71,7 @@ impl Drop for BpfStats {
 const TITLE: &str = "3. In-kernel cost per packet";
 
 /// Ids of the BPF programs `pid` holds, from /proc/PID/fdinfo.
-fn prog_ids(pid: u32) -> Result<Vec<u32>> {
+pub(super) fn prog_ids(pid: u32) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
     for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
         let Ok(s) = std::fs::read_to_string(e?.path()) else {
@@ -92,7 +92,7 @@ fn prog_ids(pid: u32) -> Result<Vec<u32>> {
 }
 
 /// (name, run_time_ns, run_cnt) of one program, from `bpftool prog show id N`.
-fn prog_stats(id: u32) -> Result<(String, u64, u64)> {
+pub(super) fn prog_stats(id: u32) -> Result<(String, u64, u64)> {
     let out = Command::new("bpftool")
         .args(["prog", "show", "id", &id.to_string()])
         .output()

@@ -34,6 +34,7 @@ mod kernel;
 mod live;
 mod memory;
 mod offline;
+mod tls;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
@@ -85,6 +86,8 @@ pub enum Part {
     Kernel,
     /// Row 4: RSS with 10,000 open WebSocket connections.
     Memory,
+    /// Row 5: --tls, wss echo throughput and cost per hooked SSL call.
+    Tls,
     /// Criterion micro-benchmarks of the decoder.
     Criterion,
 }
@@ -156,6 +159,9 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
     }
     if want(Part::Memory) {
         sections.push(memory::run(wstap)?);
+    }
+    if want(Part::Tls) {
+        sections.push(tls::run(wstap)?);
     }
     if want(Part::Criterion) {
         sections.push(criterion::run()?);
