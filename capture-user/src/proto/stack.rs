@@ -44,8 +44,11 @@ pub struct Stack {
     undecoded_reported: bool,
 }
 
-/// Why a TLS side is skipped (until a TLS layer can decrypt it).
-const TLS_REASON: &str = "encrypted: TLS records are not decrypted (no key); bytes skipped";
+/// Why a TLS side is skipped (until a TLS layer can decrypt it). Live with
+/// `--tls` the same connection's plaintext may come from the hooks as
+/// events of their own (`via: tls`): the reason points there.
+const TLS_REASON: &str = "encrypted: TLS records are not decrypted (no key); bytes skipped \
+     (live with --tls, the plaintext of a process using a hooked OpenSSL comes as events via tls)";
 
 /// What [`Stack`] calls need beside the layers: the other routes, the
 /// WebSocket layer, the running role and the caller's output.
