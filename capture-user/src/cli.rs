@@ -108,9 +108,9 @@ pub struct Cli {
     #[arg(long, conflicts_with = "no_process")]
     pub tls: bool,
 
-    /// With --tls: also hook this OpenSSL build (a libssl of its own, or a
-    /// binary linked statically with its symbols). Repeatable.
-    #[arg(long = "tls-lib", value_name = "PATH")]
+    /// Also hook this OpenSSL build (a libssl of its own, or a binary
+    /// linked statically with its symbols); implies --tls. Repeatable.
+    #[arg(long = "tls-lib", value_name = "PATH", conflicts_with = "no_process")]
     pub tls_libs: Vec<PathBuf>,
 
     /// Live capture: only connections of this process (its thread group id,
