@@ -163,7 +163,7 @@ pub const SOCK_RECORD_LEN: usize = core::mem::size_of::<SockRecord>();
 /// record. Bumped whenever a kind's layout changes, so that a user space
 /// built from another contract counts the records it cannot read instead of
 /// misreading them.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// The first two bytes of every ring record, whatever its kind.
 #[repr(C)]
@@ -444,6 +444,7 @@ pub const PROG_SSL_READ_EX: &str = "ssl_read_ex";
 pub const PROG_SSL_WRITE: &str = "ssl_write";
 pub const PROG_SSL_WRITE_EX: &str = "ssl_write_ex";
 pub const PROG_SSL_RET: &str = "ssl_ret";
+pub const PROG_SSL_FREE: &str = "ssl_free";
 /// Program on `sock:sock_send_length` (the ownership hook's send half; the
 /// TLS hooks learn there which socket a write went to).
 pub const PROG_SOCK_SEND: &str = "sock_send";
@@ -465,6 +466,9 @@ pub mod tls_event {
     /// The TLS object `ssl` wrote to socket `sk` (the first send on the
     /// thread after an `SSL_write*` without a send inside it).
     pub const TIE: u8 = 2;
+    /// `SSL_free(ssl)`: the object's life ended; its address may come back
+    /// as another connection's object (its stream offsets start again).
+    pub const FREE: u8 = 3;
 }
 
 /// [`TlsHeader::dir`] values: which way the plaintext went through the

@@ -136,6 +136,41 @@ fn enter(ctx: &ProbeContext, dir: u8, ex: bool) {
     let _ = TLS_CALLS.insert(id, call, 0);
 }
 
+/// `SSL_free(ssl)`: the address may be reused by the next `SSL_new`, whose
+/// streams start at 0 again, so the positions are forgotten and user space
+/// is told (it unties the object and ends what it fed).
+#[uprobe]
+pub fn ssl_free(ctx: ProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    if FILTER_OWNERS.load() != 0 {
+        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        if verdict_of((id >> 32) as u32, &comm) != verdict::SELECTED {
+            return 0;
+        }
+    }
+    let Some(ssl) = ctx.arg::<u64>(0) else {
+        return 0;
+    };
+    let tgid2 = (id >> 32) << 1;
+    let read = [ssl, tgid2 | tls_dir::READ as u64];
+    let write = [ssl, tgid2 | tls_dir::WRITE as u64];
+    // SAFETY: plain u64 values.
+    let seen = unsafe { TLS_POS.get(read).is_some() || TLS_POS.get(write).is_some() };
+    if !seen {
+        return 0; // an object that never returned plaintext: nothing to say
+    }
+    let _ = TLS_POS.remove(read);
+    let _ = TLS_POS.remove(write);
+    let Some(scratch) = TLS_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's staging area.
+    let scratch = unsafe { &mut *scratch };
+    scratch.header = header(tls_event::FREE, tls_dir::READ, tls_how::NONE, ssl, 0, id);
+    output(scratch, 0);
+    0
+}
+
 /// The socket hooks' part: a send (`send` true) or receive on `sk` by the
 /// current thread, with `ret` bytes. Inside an SSL call it names the call's
 /// socket; outside one it is remembered as a hint for the next read, or

@@ -12,7 +12,8 @@ blocking HOST PORT LOG_FILE
     one connection on a plain blocking `ssl` socket (socket BIO: the library
     itself calls the kernel, unlike the asyncio peers) with a WebSocket
     handshake and masked frames made here, a 256 KiB binary message among
-    them; logs like `client`.
+    them; logs like `client`. Then a second connection that writes zero
+    bytes and half a message, and the process exits in the middle of it.
 https CERT KEY HOST PORT READY_FILE
     an HTTP/1.1 server over TLS answering every GET with a fixed body.
 bench HOST PORT COUNT SIZE
@@ -160,6 +161,18 @@ def blocking(host, port, path):
     with open(path, "w") as f:
         for e in log:
             f.write(json.dumps(e) + "\n")
+    # A second connection: upgraded, then a zero-length write, then half of
+    # a message, and the process exits in the middle of it.
+    raw = socket.create_connection((host, int(port)))
+    sock = ctx.wrap_socket(raw, server_hostname=host)
+    sock.sendall((f"GET /exits HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    assert Reader(sock).line().startswith(b"HTTP/1.1 101"), "upgrade refused"
+    assert sock.write(b"") == 0
+    half = frame(0x1, b"never finished " * 100)
+    sock.sendall(half[: len(half) // 2])
+    os._exit(0)
 
 
 class Hello(http.server.BaseHTTPRequestHandler):

@@ -314,10 +314,17 @@ impl Live {
         };
         let sockets = |sk| owners.socket(sk);
         let ts_ns = (h.ts_ns as i64).wrapping_add(self.clock_offset_ns) as u64;
-        if h.event == tls_event::TIE {
-            self.hooked
-                .tie(h.tgid, h.ssl, h.sk, &sockets, d, &mut self.sink);
-            return;
+        match h.event {
+            tls_event::TIE => {
+                self.hooked
+                    .tie(h.tgid, h.ssl, h.sk, &sockets, d, &mut self.sink);
+                return;
+            }
+            tls_event::FREE => {
+                self.hooked.freed(h.tgid, h.ssl, ts_ns, d, &mut self.sink);
+                return;
+            }
+            _ => {}
         }
         let chunk = Chunk {
             tgid: h.tgid,

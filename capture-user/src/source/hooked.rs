@@ -16,7 +16,8 @@
 //! - **Loss.** Each chunk has its offset in its object's stream; a jump is
 //!   a gap on the connection, so the decoder resyncs.
 //! - A socket's CLOSE unties its objects (pointers are reused) and ends the
-//!   directions they fed.
+//!   directions they fed; so does `SSL_free` of an object, whose address
+//!   the next connection's object may get, with its streams from 0.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -241,6 +242,40 @@ impl Hooked {
         for (key, c) in self.conns.iter_mut() {
             for side in [Side::Initiator, Side::Responder] {
                 if c.socks[side] == sk && c.claims[side].is_some() {
+                    c.claims[side] = None;
+                    c.socks[side] = 0;
+                    let _ = dec.end_plain(c.id, side, ts_ns, sink);
+                }
+            }
+            if c.claims.initiator.is_none() && c.claims.responder.is_none() {
+                done.push(*key);
+            }
+        }
+        for k in done {
+            self.conns.remove(&k);
+        }
+    }
+
+    /// `SSL_free`: object `ssl` of `tgid` is gone. Its address may come
+    /// back as another connection's object, with streams from 0 again: it
+    /// is forgotten (what still waited untied is counted), and the
+    /// directions it fed end.
+    pub fn freed(
+        &mut self,
+        tgid: u32,
+        ssl: u64,
+        ts_ns: u64,
+        dec: &mut Decoder,
+        sink: &mut dyn EventSink,
+    ) {
+        if let Some(obj) = self.objects.remove(&(tgid, ssl)) {
+            self.waiting_total -= obj.waiting_bytes;
+            self.stats.untied_bytes += obj.waiting_bytes as u64;
+        }
+        let mut done = Vec::new();
+        for (key, c) in self.conns.iter_mut() {
+            for side in [Side::Initiator, Side::Responder] {
+                if c.claims[side].is_some_and(|cl| cl.tgid == tgid && cl.ssl == ssl) {
                     c.claims[side] = None;
                     c.socks[side] = 0;
                     let _ = dec.end_plain(c.id, side, ts_ns, sink);
@@ -657,6 +692,31 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert_eq!(st.filtered_bytes, REQUEST.len() as u64);
         assert_eq!(st.unknown_socket_bytes, REQUEST.len() as u64);
         assert_eq!(st.decoded_bytes, 0);
+    }
+
+    #[test]
+    fn a_freed_object_ends_its_directions_and_its_address_starts_afresh() {
+        let mut r = Rig::new(Filter::default());
+        r.client_conversation(0xA, CLIENT_SK, Hint::Nested);
+        let first = r.seen[0].conn;
+        r.hooked.freed(
+            10,
+            0xA,
+            2_000_000_000,
+            r.dec.as_mut().unwrap(),
+            &mut Rig::sink(&mut r.seen),
+        );
+        assert_eq!(r.seen.last().unwrap().name, "conn_close", "{:?}", r.seen);
+        // The same address as the next connection's object, on the same
+        // socket pointer, from offset 0: a new connection, no gap.
+        r.seen.clear();
+        r.client_conversation(0xA, CLIENT_SK, Hint::Nested);
+        assert!(
+            r.seen.iter().all(|s| s.gap.is_none() && s.conn != first),
+            "{:?}",
+            r.seen
+        );
+        assert_eq!(r.messages().len(), 1, "{:?}", r.seen);
     }
 
     #[test]

@@ -391,6 +391,12 @@ mod tests {
             capture_common::PROG_SOCK_STATE,
             capture_common::PROG_SOCK_IO,
             capture_common::PROG_FOLLOW_FORK,
+            capture_common::PROG_SSL_READ,
+            capture_common::PROG_SSL_READ_EX,
+            capture_common::PROG_SSL_WRITE,
+            capture_common::PROG_SSL_WRITE_EX,
+            capture_common::PROG_SSL_RET,
+            capture_common::PROG_SSL_FREE,
         ] {
             assert!(
                 obj.programs.contains_key(prog),

@@ -126,7 +126,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<TlsLinks, Stri
     for name in SYMBOLS
         .iter()
         .map(|s| s.1)
-        .chain([capture_common::PROG_SSL_RET])
+        .chain([capture_common::PROG_SSL_RET, capture_common::PROG_SSL_FREE])
     {
         let prog: &mut UProbe = program(ebpf, name).map_err(|e| e.to_string())?;
         if prog.fd().is_err() {
@@ -153,6 +153,12 @@ pub(super) fn attach(ebpf: &mut Ebpf, libs: &[PathBuf]) -> Result<TlsLinks, Stri
         }
         if missing.len() < SYMBOLS.len() {
             hooked.push(lib.clone());
+            // Without it a freed object's address, reused by a later
+            // connection, would continue the old stream: said, not fatal.
+            match attach_one(ebpf, lib, "SSL_free", capture_common::PROG_SSL_FREE) {
+                Ok(link) => links.push(link),
+                Err(e) => missing.push(("SSL_free", e)),
+            }
         }
         if let Some(p) = not_hooked(lib, &missing) {
             problems.push(p);
@@ -204,16 +210,23 @@ fn attach_pair(
     symbol: &str,
     entry: &'static str,
 ) -> Result<[UProbeLink; 2], String> {
-    let mut one = |name: &'static str| -> Result<UProbeLink, String> {
-        let prog: &mut UProbe = program(ebpf, name).map_err(|e| e.to_string())?;
-        let id = prog
-            .attach(symbol, lib, UProbeScope::AllProcesses)
-            .map_err(|e| root_cause(&e))?;
-        prog.take_link(id).map_err(|e| e.to_string())
-    };
-    let enter = one(entry)?;
-    let ret = one(capture_common::PROG_SSL_RET)?;
+    let enter = attach_one(ebpf, lib, symbol, entry)?;
+    let ret = attach_one(ebpf, lib, symbol, capture_common::PROG_SSL_RET)?;
     Ok([enter, ret])
+}
+
+/// Program `name` on `symbol` of `lib`, for every process mapping it.
+fn attach_one(
+    ebpf: &mut Ebpf,
+    lib: &Path,
+    symbol: &str,
+    name: &'static str,
+) -> Result<UProbeLink, String> {
+    let prog: &mut UProbe = program(ebpf, name).map_err(|e| e.to_string())?;
+    let id = prog
+        .attach(symbol, lib, UProbeScope::AllProcesses)
+        .map_err(|e| root_cause(&e))?;
+    prog.take_link(id).map_err(|e| e.to_string())
 }
 
 /// The innermost message of an error chain (aya's outer ones repeat the path).
