@@ -121,7 +121,7 @@ impl Object {
                     Some(v) => v.1 += 1,
                     None => self.votes.push((sk, 1)),
                 }
-                self.votes.sort_by(|a, b| b.1.cmp(&a.1));
+                self.votes.sort_by_key(|v| std::cmp::Reverse(v.1));
                 let best = self.votes[0].1;
                 let others: u32 = self.votes[1..].iter().map(|v| v.1).sum();
                 if (best >= 2 && others == 0) || best >= others + 3 {
