@@ -20,7 +20,8 @@ pub struct Cli {
     )]
     pub interface: Option<String>,
 
-    /// Read a pcap or pcapng file instead of capturing live.
+    /// Read a pcap or pcapng file instead of capturing live (`-`: standard
+    /// input, e.g. `tcpdump -w - | wstap -r -`).
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub read: Option<PathBuf>,
 

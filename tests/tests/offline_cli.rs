@@ -787,3 +787,83 @@ fn bad_checksums_are_counted_and_dropped_with_verify_checksums() {
     assert_eq!(text.matches(" checksum=bad").count(), 2, "{text}");
     let _ = std::fs::remove_file(&f);
 }
+
+/// `wstap -r -` reads the capture from a pipe on standard input, in small
+/// writes as tcpdump's `-w -` makes them, and prints exactly what `-r
+/// FILE` prints; built captures (pcap and pcapng) and one of real peers
+/// from the corpus when it is there. `-w` onto the file redirected to
+/// standard input is refused like `-w` onto `-r FILE`.
+#[test]
+fn read_from_standard_input_decodes_like_the_file() {
+    let mut files = vec![
+        write_capture("stdin-pcap", &conversation(40100, 8080, 5, 3000)),
+        {
+            let p =
+                std::env::temp_dir().join(format!("wstap-stdin-ng-{}.pcapng", std::process::id()));
+            std::fs::write(&p, pcapng(&conversation(40101, 8080, 3, 100))).unwrap();
+            p
+        },
+    ];
+    if let Some(c) = tests::corpus_dir() {
+        files.push(c.join("zeek/jupyter-websocket.pcap"));
+    }
+    for file in &files {
+        let want = wstap(file, &["--format", "json"]);
+        assert!(
+            want.status.success(),
+            "{}",
+            String::from_utf8_lossy(&want.stderr)
+        );
+        let bytes = std::fs::read(file).unwrap();
+        let mut child = Command::new(tests::wstap_bin())
+            .args(["-r", "-", "--format", "json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            for piece in bytes.chunks(777) {
+                stdin.write_all(piece).unwrap();
+            }
+        });
+        let got = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        let err = String::from_utf8_lossy(&got.stderr);
+        assert!(got.status.success(), "{}: {err}", file.display());
+        let messages = String::from_utf8_lossy(&got.stdout)
+            .matches("\"ws_message\"")
+            .count();
+        assert!(messages > 0, "{}: no message decoded", file.display());
+        assert_eq!(
+            got.stdout,
+            want.stdout,
+            "{}: -r - differs from -r FILE",
+            file.display()
+        );
+    }
+
+    let file = &files[0];
+    let out = Command::new(tests::wstap_bin())
+        .args(["-r", "-", "-w"])
+        .arg(file)
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is the file being read (-r -)"), "{err}");
+    assert!(
+        std::fs::metadata(file).unwrap().len() > 0,
+        "the capture was destroyed"
+    );
+    let out = Command::new(tests::wstap_bin())
+        .args(["-r", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read standard input"), "{err}");
+}

@@ -20,7 +20,7 @@ use crate::filter::Filter;
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
 use crate::sink::pcapng::PcapNgSink;
-use crate::source::pcap::{FileSource, SourceError, SourceStats, MAX_INTERFACES};
+use crate::source::pcap::{is_stdin, FileSource, SourceError, SourceStats, MAX_INTERFACES};
 use crate::source::ChecksumStats;
 
 /// Reads `path` and prints what the command line asks for. With `-w`, the
@@ -43,7 +43,7 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             interrupted(path, &stats);
             return Ok(());
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", shown(path))),
     };
     let mut pcapng = match &cli.write {
         Some(w) => {
@@ -52,10 +52,13 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let iface_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
+    let iface_name = if is_stdin(path) {
+        "stdin".into()
+    } else {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into())
+    };
     let mut decoder = Decoder::new(common::decode_config(cli));
     let mut filtered = 0u64;
     // With --segments the decoder is not used: the checksum verdicts of the
@@ -115,7 +118,7 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             interrupted(path, source.stats());
         }
     }
-    read.with_context(|| format!("reading {}", path.display()))?;
+    read.with_context(|| format!("reading {}", shown(path)))?;
     Ok(())
 }
 
@@ -158,8 +161,17 @@ fn interrupted(path: &Path, src: &SourceStats) {
         std::io::stderr(),
         "wstap: interrupted by {sig} after {} packets; the rest of {} was not read",
         src.packets,
-        path.display()
+        shown(path)
     );
+}
+
+/// `-r`'s path as the messages name it.
+fn shown(path: &Path) -> String {
+    if is_stdin(path) {
+        "standard input".into()
+    } else {
+        path.display().to_string()
+    }
 }
 
 /// Refuses `-w` onto the file `-r` reads: creating it would truncate the
@@ -171,7 +183,13 @@ fn refuse_same_file(read: &Path, write: &Path) -> anyhow::Result<()> {
     let Ok(w) = std::fs::metadata(write) else {
         return Ok(());
     };
-    let r = std::fs::metadata(read).with_context(|| format!("cannot read {}", read.display()))?;
+    // Standard input's file, when it is one (`-r - < capture.pcap`).
+    let read_meta = if is_stdin(read) {
+        std::fs::metadata("/proc/self/fd/0")
+    } else {
+        std::fs::metadata(read)
+    };
+    let r = read_meta.with_context(|| format!("cannot read {}", shown(read)))?;
     if (r.dev(), r.ino()) == (w.dev(), w.ino()) {
         anyhow::bail!(
             "-w {} is the file being read (-r {}): writing it would destroy the capture; \

@@ -129,8 +129,12 @@ impl FileSource {
 
     /// Like [`open`](Self::open), stopping once `stop` is raised: see
     /// [`PcapSource::from_reader_until`]. Opening a FIFO waits for a writer;
-    /// that wait ends too (with [`SourceError::Interrupted`]).
+    /// that wait ends too (with [`SourceError::Interrupted`]). `-` is
+    /// standard input (`tcpdump -w - | wstap -r -`).
     pub fn open_until(path: &Path, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
+        if is_stdin(path) {
+            return PcapSource::from_reader_until(stdin_file()?, stop);
+        }
         let file = loop {
             // std's File::open retries EINTR by itself, so a stop signal
             // would go on waiting for a FIFO's writer; open(2) is called
@@ -147,6 +151,24 @@ impl FileSource {
         };
         PcapSource::from_reader_until(file, stop)
     }
+}
+
+/// `-r -`: the capture comes on standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Standard input as a File of its own (a duplicate of fd 0), so that the
+/// parsers read it in their large chunks like any file.
+fn stdin_file() -> std::io::Result<File> {
+    use std::os::unix::io::FromRawFd;
+    // SAFETY: dup(2) of fd 0; the new descriptor is owned by the File.
+    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// One open(2) of `path` for reading, EINTR reported, not retried.
