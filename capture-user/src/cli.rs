@@ -93,7 +93,9 @@ pub struct Cli {
     #[arg(long)]
     pub verify_checksums: bool,
 
-    /// Write every captured packet to this pcapng file too.
+    /// Write every captured packet to this pcapng file too (`-`: the pcapng
+    /// stream on stdout, e.g. `| wireshark -k -i -`; the decoded output then
+    /// goes to --output FILE, or nowhere).
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,
 

@@ -867,3 +867,79 @@ fn read_from_standard_input_decodes_like_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read standard input"), "{err}");
 }
+
+/// `-w -` writes the pcapng stream to standard output, byte for byte what
+/// `-w FILE` writes, with nothing else on it; the decoded output then goes
+/// to `-o FILE` (the same as without `-w`) or nowhere; and `wstap -w - |
+/// wstap -r -` decodes every message. With `-- COMMAND` it is refused: the
+/// command's output would mix into the stream.
+#[test]
+fn write_to_standard_output_is_the_pcapng_alone() {
+    let mut files = vec![write_capture(
+        "stdout-pcap",
+        &conversation(40200, 8080, 4, 2500),
+    )];
+    if let Some(c) = tests::corpus_dir() {
+        files.push(c.join("zeek/jupyter-websocket.pcap"));
+    }
+    let dir = std::env::temp_dir().join(format!("wstap-stdout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in &files {
+        let to_file = dir.join("w.pcapng");
+        let plain = wstap(file, &[]);
+        let with_file = wstap(file, &["-w", to_file.to_str().unwrap()]);
+        assert!(with_file.status.success());
+        let decoded = dir.join("decoded.txt");
+        let streamed = wstap(file, &["-w", "-", "-o", decoded.to_str().unwrap()]);
+        assert!(
+            streamed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&streamed.stderr)
+        );
+        assert_eq!(
+            streamed.stdout,
+            std::fs::read(&to_file).unwrap(),
+            "{}: -w - differs from -w FILE",
+            file.display()
+        );
+        assert_eq!(
+            std::fs::read(&decoded).unwrap(),
+            plain.stdout,
+            "-o with -w -"
+        );
+        let silent = wstap(file, &["-w", "-"]);
+        assert_eq!(silent.stdout, streamed.stdout, "only the pcapng on stdout");
+
+        let mut reader = Command::new(tests::wstap_bin())
+            .args(["-r", "-", "--format", "json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        reader
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&streamed.stdout)
+            .unwrap();
+        let back = reader.wait_with_output().unwrap();
+        assert!(back.status.success());
+        let want = String::from_utf8_lossy(&wstap(file, &["--format", "json"]).stdout)
+            .matches("\"ws_message\"")
+            .count();
+        let got = String::from_utf8_lossy(&back.stdout)
+            .matches("\"ws_message\"")
+            .count();
+        assert!(want > 0);
+        assert_eq!(got, want, "{}: messages after -w - | -r -", file.display());
+    }
+    let out = Command::new(tests::wstap_bin())
+        .args(["-i", "lo", "-w", "-", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-w - with -- COMMAND"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -682,7 +682,11 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
         eprintln!(
             "wstap: {} packets written to {}",
             p.sink.packets(),
-            p.path.display()
+            if crate::sink::pcapng::is_stdout(&p.path) {
+                "standard output".into()
+            } else {
+                p.path.display().to_string()
+            }
         );
     }
     gone.map_or(Ok(()), Err)

@@ -6,6 +6,7 @@ pub mod live;
 pub mod offline;
 pub mod shards;
 
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use crate::cli::Cli;
@@ -48,9 +49,35 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 /// `--output FILE`: wstap's stdout becomes the file (the command of
-/// `-- COMMAND` keeps the original).
+/// `-- COMMAND` keeps the original). `-w -`: the pcapng stream takes stdout,
+/// and the decoded output goes to `--output FILE`, or nowhere.
 fn output(cli: &Cli) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    if cli
+        .write
+        .as_deref()
+        .is_some_and(crate::sink::pcapng::is_stdout)
+    {
+        if !cli.command.is_empty() {
+            anyhow::bail!(
+                "-w - with -- COMMAND: the command's own output would mix into the pcapng stream; give -w a file"
+            );
+        }
+        let pcap = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("keeping standard output for -w -")?;
+        crate::sink::pcapng::set_stdout(pcap);
+        let decoded = match &cli.output {
+            Some(path) => std::fs::File::create(path)
+                .with_context(|| format!("creating the output file {}", path.display()))?,
+            None => std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .context("opening /dev/null for the decoded output")?,
+        };
+        return command::redirect_stdout(decoded).context("moving the decoded output off stdout");
+    }
     let Some(path) = &cli.output else {
         return Ok(());
     };

@@ -56,13 +56,37 @@ pub struct PcapNgSink<W: Write> {
     packets: u64,
 }
 
+/// `-w -`: the stdout wstap was started with, handed over by
+/// [`set_stdout`] before fd 1 was moved elsewhere (decoded output must not
+/// mix into the pcapng stream).
+static STDOUT: std::sync::Mutex<Option<std::os::fd::OwnedFd>> = std::sync::Mutex::new(None);
+
+/// Keeps `fd` as the stream `-w -` writes to.
+pub fn set_stdout(fd: std::os::fd::OwnedFd) {
+    *STDOUT.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
+}
+
+/// `-w -` writes the pcapng stream to standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 impl PcapNgSink<BufWriter<File>> {
-    /// Creates (truncates) `path`.
+    /// Creates (truncates) `path`; `-` is the stream [`set_stdout`] kept.
     pub fn create(path: &Path) -> Result<Self, PcapNgError> {
-        let file = File::create(path).map_err(|source| PcapNgError::Create {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let file = if is_stdout(path) {
+            let fd = STDOUT.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let fd = fd.ok_or_else(|| PcapNgError::Create {
+                path: "standard output".into(),
+                source: std::io::Error::other("standard output was not kept for -w -"),
+            })?;
+            File::from(fd)
+        } else {
+            File::create(path).map_err(|source| PcapNgError::Create {
+                path: path.display().to_string(),
+                source,
+            })?
+        };
         Self::new(BufWriter::with_capacity(1 << 20, file))
     }
 }
