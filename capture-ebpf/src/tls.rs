@@ -102,16 +102,23 @@ pub fn ssl_write_ex(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// The owner filter (`--pid`, `--comm`, `-- COMMAND`): only the selected
+/// processes' calls are read; the others' cost this lookup. True when the
+/// filter is off.
+#[inline(always)]
+fn owner_selected(pid_tgid: u64) -> bool {
+    if FILTER_OWNERS.load() == 0 {
+        return true;
+    }
+    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    verdict_of((pid_tgid >> 32) as u32, &comm) == verdict::SELECTED
+}
+
 #[inline(always)]
 fn enter(ctx: &ProbeContext, dir: u8, ex: bool) {
     let id = bpf_get_current_pid_tgid();
-    // The owner filter (`--pid`, `--comm`, `-- COMMAND`): only the selected
-    // processes' plaintext is read; the others' calls cost this lookup.
-    if FILTER_OWNERS.load() != 0 {
-        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        if verdict_of((id >> 32) as u32, &comm) != verdict::SELECTED {
-            return;
-        }
+    if !owner_selected(id) {
+        return;
     }
     let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
         return;
@@ -142,11 +149,8 @@ fn enter(ctx: &ProbeContext, dir: u8, ex: bool) {
 #[uprobe]
 pub fn ssl_free(ctx: ProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    if FILTER_OWNERS.load() != 0 {
-        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        if verdict_of((id >> 32) as u32, &comm) != verdict::SELECTED {
-            return 0;
-        }
+    if !owner_selected(id) {
+        return 0;
     }
     let Some(ssl) = ctx.arg::<u64>(0) else {
         return 0;

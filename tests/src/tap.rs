@@ -457,6 +457,27 @@ pub fn kernel_prog_ids() -> Result<Vec<u32>> {
     bpftool_ids("prog")
 }
 
+/// Waits (up to 5 s) for the kernel to release these links and programs,
+/// held by a process that is gone: they go with its fds, but the release
+/// is deferred. Returns the ids still there (empty when all went).
+pub fn still_in_kernel(links: &[u32], progs: &[u32]) -> Result<Vec<u32>> {
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        let (links_now, progs_now) = (kernel_link_ids()?, kernel_prog_ids()?);
+        left = links
+            .iter()
+            .filter(|id| links_now.contains(id))
+            .chain(progs.iter().filter(|id| progs_now.contains(id)))
+            .copied()
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(left)
+}
+
 /// Ids of every object of `kind` ("link", "prog") the kernel lists.
 /// bpftool walks the ids and then opens each one, so an object released
 /// between the two (another test's link going away) fails the whole

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tests::netns::{Netns, VethPair};
 use tests::peers::{python_or_skip, Reaper};
-use tests::tap::{bpf_fds, kernel_link_ids, kernel_prog_ids, Wstap, WstapOutput};
+use tests::tap::{bpf_fds, kernel_link_ids, still_in_kernel, Wstap, WstapOutput};
 
 fn wss_peer() -> std::path::PathBuf {
     tests::workspace_root().join("tests/peers/wss_peer.py")
@@ -439,20 +439,7 @@ fn kill_9_of_wstap_tls_leaves_no_uprobe_attached() {
     );
     let out = w.signal_and_wait(libc::SIGKILL).unwrap();
     assert!(!out.status.success());
-    let mut left = Vec::new();
-    for _ in 0..50 {
-        let (links_now, progs_now) = (kernel_link_ids().unwrap(), kernel_prog_ids().unwrap());
-        left = perf
-            .iter()
-            .copied()
-            .filter(|id| links_now.contains(id))
-            .collect();
-        left.extend(progs.iter().filter(|id| progs_now.contains(id)));
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let left = still_in_kernel(&perf, &progs).unwrap();
     assert!(
         left.is_empty(),
         "still in the kernel after kill -9: {left:?}"

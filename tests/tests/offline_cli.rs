@@ -140,6 +140,28 @@ fn write_capture(name: &str, packets: &[Vec<u8>]) -> PathBuf {
     p
 }
 
+/// `wstap -r - ARGS` with `bytes` on its standard input, fed from a thread
+/// in small writes (as `tcpdump -w -` makes them) while its output is read.
+fn wstap_stdin(bytes: Vec<u8>, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(tests::wstap_bin())
+        .args(["-r", "-"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for piece in bytes.chunks(777) {
+            stdin.write_all(piece).unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
 fn wstap(file: &Path, args: &[&str]) -> std::process::Output {
     Command::new(tests::wstap_bin())
         .arg("-r")
@@ -814,22 +836,7 @@ fn read_from_standard_input_decodes_like_the_file() {
             "{}",
             String::from_utf8_lossy(&want.stderr)
         );
-        let bytes = std::fs::read(file).unwrap();
-        let mut child = Command::new(tests::wstap_bin())
-            .args(["-r", "-", "--format", "json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let feeder = std::thread::spawn(move || {
-            for piece in bytes.chunks(777) {
-                stdin.write_all(piece).unwrap();
-            }
-        });
-        let got = child.wait_with_output().unwrap();
-        feeder.join().unwrap();
+        let got = wstap_stdin(std::fs::read(file).unwrap(), &["--format", "json"]);
         let err = String::from_utf8_lossy(&got.stderr);
         assert!(got.status.success(), "{}: {err}", file.display());
         let messages = String::from_utf8_lossy(&got.stdout)
@@ -910,20 +917,7 @@ fn write_to_standard_output_is_the_pcapng_alone() {
         let silent = wstap(file, &["-w", "-"]);
         assert_eq!(silent.stdout, streamed.stdout, "only the pcapng on stdout");
 
-        let mut reader = Command::new(tests::wstap_bin())
-            .args(["-r", "-", "--format", "json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        reader
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&streamed.stdout)
-            .unwrap();
-        let back = reader.wait_with_output().unwrap();
+        let back = wstap_stdin(streamed.stdout.clone(), &["--format", "json"]);
         assert!(back.status.success());
         let want = String::from_utf8_lossy(&wstap(file, &["--format", "json"]).stdout)
             .matches("\"ws_message\"")

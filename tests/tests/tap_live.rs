@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tests::netns::{Netns, VethPair};
 use tests::tap::{
-    bpf_fds, bpftool_net, check_pattern, client_of, kernel_link_ids, kernel_prog_ids,
-    parse_summary, reassemble, run_peers, wstap_output, Wstap, CLIENT_SEED, SERVER_SEED,
+    bpf_fds, bpftool_net, check_pattern, client_of, kernel_link_ids, parse_summary, reassemble,
+    run_peers, still_in_kernel, wstap_output, Wstap, CLIENT_SEED, SERVER_SEED,
 };
 
 const PEER: &str = env!("CARGO_BIN_EXE_tcp_peer");
@@ -534,23 +534,8 @@ fn tap_kill_9_leaves_nothing_attached() {
         }
         let out = w.signal_and_wait(libc::SIGKILL).unwrap();
         assert!(!out.status.success());
-        // Links and programs are released with the process's fds; give
-        // the kernel's deferred release a moment.
-        let mut left = Vec::new();
-        for _ in 0..50 {
-            let all = kernel_link_ids().unwrap();
-            let progs_now = kernel_prog_ids().unwrap();
-            left = links
-                .iter()
-                .map(|(id, _)| *id)
-                .filter(|id| all.contains(id))
-                .collect::<Vec<_>>();
-            left.extend(progs.iter().filter(|id| progs_now.contains(id)));
-            if left.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let link_ids: Vec<u32> = links.iter().map(|(id, _)| *id).collect();
+        let left = still_in_kernel(&link_ids, &progs).unwrap();
         assert!(
             left.is_empty(),
             "{attach}: still in the kernel after kill -9: {left:?}"

@@ -53,11 +53,11 @@ pub fn main(cli: Cli) -> ExitCode {
 /// and the decoded output goes to `--output FILE`, or nowhere.
 fn output(cli: &Cli) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    if cli
+    let pcap_on_stdout = cli
         .write
         .as_deref()
-        .is_some_and(crate::sink::pcapng::is_stdout)
-    {
+        .is_some_and(crate::sink::pcapng::is_stdout);
+    if pcap_on_stdout {
         if !cli.command.is_empty() {
             anyhow::bail!(
                 "-w - with -- COMMAND: the command's own output would mix into the pcapng stream; give -w a file"
@@ -68,20 +68,21 @@ fn output(cli: &Cli) -> anyhow::Result<()> {
             .try_clone_to_owned()
             .context("keeping standard output for -w -")?;
         crate::sink::pcapng::set_stdout(pcap);
-        let decoded = match &cli.output {
-            Some(path) => std::fs::File::create(path)
+    }
+    let (decoded, shown) = match &cli.output {
+        Some(path) => (
+            std::fs::File::create(path)
                 .with_context(|| format!("creating the output file {}", path.display()))?,
-            None => std::fs::OpenOptions::new()
+            path.display().to_string(),
+        ),
+        None if pcap_on_stdout => (
+            std::fs::OpenOptions::new()
                 .write(true)
                 .open("/dev/null")
                 .context("opening /dev/null for the decoded output")?,
-        };
-        return command::redirect_stdout(decoded).context("moving the decoded output off stdout");
-    }
-    let Some(path) = &cli.output else {
-        return Ok(());
+            "/dev/null".to_string(),
+        ),
+        None => return Ok(()),
     };
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("creating the output file {}", path.display()))?;
-    command::redirect_stdout(file).with_context(|| format!("writing to {}", path.display()))
+    command::redirect_stdout(decoded).with_context(|| format!("writing to {shown}"))
 }

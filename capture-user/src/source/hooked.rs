@@ -238,22 +238,7 @@ impl Hooked {
         if before == self.objects.len() {
             return;
         }
-        let mut done = Vec::new();
-        for (key, c) in self.conns.iter_mut() {
-            for side in [Side::Initiator, Side::Responder] {
-                if c.socks[side] == sk && c.claims[side].is_some() {
-                    c.claims[side] = None;
-                    c.socks[side] = 0;
-                    let _ = dec.end_plain(c.id, side, ts_ns, sink);
-                }
-            }
-            if c.claims.initiator.is_none() && c.claims.responder.is_none() {
-                done.push(*key);
-            }
-        }
-        for k in done {
-            self.conns.remove(&k);
-        }
+        self.end_claims(ts_ns, dec, sink, |_, claim_sk| claim_sk == sk);
     }
 
     /// `SSL_free`: object `ssl` of `tgid` is gone. Its address may come
@@ -272,22 +257,28 @@ impl Hooked {
             self.waiting_total -= obj.waiting_bytes;
             self.stats.untied_bytes += obj.waiting_bytes as u64;
         }
-        let mut done = Vec::new();
-        for (key, c) in self.conns.iter_mut() {
+        self.end_claims(ts_ns, dec, sink, |c, _| c.tgid == tgid && c.ssl == ssl);
+    }
+
+    /// Ends every claimed direction whose claim (and the socket it came
+    /// from) `ends` picks, and forgets connections left with no claim.
+    fn end_claims(
+        &mut self,
+        ts_ns: u64,
+        dec: &mut Decoder,
+        sink: &mut dyn EventSink,
+        ends: impl Fn(&Claim, u64) -> bool,
+    ) {
+        self.conns.retain(|_, c| {
             for side in [Side::Initiator, Side::Responder] {
-                if c.claims[side].is_some_and(|cl| cl.tgid == tgid && cl.ssl == ssl) {
+                if c.claims[side].is_some_and(|cl| ends(&cl, c.socks[side])) {
                     c.claims[side] = None;
                     c.socks[side] = 0;
                     let _ = dec.end_plain(c.id, side, ts_ns, sink);
                 }
             }
-            if c.claims.initiator.is_none() && c.claims.responder.is_none() {
-                done.push(*key);
-            }
-        }
-        for k in done {
-            self.conns.remove(&k);
-        }
+            c.claims.initiator.is_some() || c.claims.responder.is_some()
+        });
     }
 
     fn flush_waiting(
