@@ -396,8 +396,8 @@ pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 /// Program names in the object. Map and program names are the names of the
 /// statics and functions in `capture-ebpf`; a test in `capture-user` checks
 /// the built object against every name here.
-pub const PROG_TC_INGRESS: &str = "tc_ingress";
-pub const PROG_TC_EGRESS: &str = "tc_egress";
+pub const PROG_TC_INGRESS: &str = "wstap_ingress";
+pub const PROG_TC_EGRESS: &str = "wstap_egress";
 pub const PROG_XDP: &str = "xdp_tap";
 /// The ownership hooks (`capture-ebpf/src/sock.rs`): tracepoint
 /// `sock:inet_sock_set_state`, `sock_io` on `sock:sock_recv_length` and

@@ -1,5 +1,5 @@
 //! wstap's kernel programs: a TC classifier (attached on ingress and egress,
-//! as the two entry points `tc_ingress` and `tc_egress` around one body) and
+//! as the two entry points `wstap_ingress` and `wstap_egress` around one body) and
 //! an XDP program (ingress). Each packet goes the same way through the
 //! modules: [`packet`] reads it, [`parse`] finds the TCP segment, [`filter`]
 //! keeps it or not, and [`record`] copies it into the ring (see
@@ -76,13 +76,13 @@ fn tap<C: Packet + aya_ebpf::EbpfContext>(ctx: &C, direction: u8) {
 }
 
 #[classifier]
-pub fn tc_ingress(ctx: TcContext) -> i32 {
+pub fn wstap_ingress(ctx: TcContext) -> i32 {
     tap(&ctx, DIR_INGRESS);
     TC_ACT_UNSPEC
 }
 
 #[classifier]
-pub fn tc_egress(ctx: TcContext) -> i32 {
+pub fn wstap_egress(ctx: TcContext) -> i32 {
     tap(&ctx, DIR_EGRESS);
     TC_ACT_UNSPEC
 }

@@ -11,6 +11,16 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "wstap", version, about, long_about = None)]
 pub struct Cli {
+    /// Remove the TC filters a wstap killed with -9 left behind (netlink
+    /// filters only; TCX links go with their process), on every interface
+    /// of this network namespace, and exit.
+    #[arg(long, exclusive = true)]
+    pub cleanup: bool,
+
+    /// List the interfaces live capture can use, and exit (like tcpdump -D).
+    #[arg(short = 'D', long = "list-interfaces", exclusive = true)]
+    pub list_interfaces: bool,
+
     /// Capture live on this interface (needs root, or CAP_BPF + CAP_NET_ADMIN).
     #[arg(
         short = 'i',
@@ -188,8 +198,12 @@ fn ring_size(s: &str) -> Result<u32, String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AttachKind {
-    /// TC classifier on ingress and egress (TCX links).
+    /// TC classifier on ingress and egress (TCX links; netlink filters on
+    /// kernels before 6.6).
     Tc,
+    /// TC classifier through netlink filters on a clsact qdisc, as on
+    /// kernels before 6.6, even where TCX exists.
+    TcNetlink,
     /// XDP on ingress only.
     Xdp,
 }

@@ -218,6 +218,11 @@ impl Wstap {
         }
     }
 
+    /// What wstap wrote on stderr up to "listening on".
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.join("\n")
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -55,7 +55,7 @@ use crate::sink::pcapng::PcapNgSink;
 use crate::source::hooked::{Chunk, Hint, Hooked};
 use crate::source::Segment;
 use crate::tap::{
-    self, Attach, Counters, Record, RingItem, Tap, TapConfig, TapSelection, TlsRecord,
+    self, Attach, Counters, Record, RingItem, Tap, TapConfig, TapSelection, TcPath, TlsRecord,
     XdpAttachMode,
 };
 use capture_common::{tls_dir, tls_event, tls_how, Counter};
@@ -76,7 +76,8 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<u8> {
         iface: iface.to_string(),
         filter,
         attach: match (cli.attach, cli.xdp_mode) {
-            (AttachKind::Tc, _) => Attach::Tc,
+            (AttachKind::Tc, _) => Attach::Tc(TcPath::Auto),
+            (AttachKind::TcNetlink, _) => Attach::Tc(TcPath::Netlink),
             (AttachKind::Xdp, XdpModeArg::Skb) => Attach::Xdp(XdpAttachMode::Skb),
             (AttachKind::Xdp, XdpModeArg::Driver) => Attach::Xdp(XdpAttachMode::Driver),
         },
@@ -488,6 +489,9 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<u8> {
     let mut live = Live::new(cli)?;
     let mut tap = Tap::open(&cfg)?;
     live.clock_offset_ns = tap.clock_offset_ns();
+    for line in tap.stale_report() {
+        eprintln!("wstap: {line}");
+    }
     // Once the hooks are attached (they see every later connection), and
     // before "listening": connections already open get their owners here.
     if let Some(owners) = &live.owners {

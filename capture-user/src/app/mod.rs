@@ -21,6 +21,15 @@ pub fn main(cli: Cli) -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
+    if cli.list_interfaces || cli.cleanup {
+        return match maintenance(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wstap: error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let result = output(&cli).and_then(|()| {
         if let Some(path) = cli.read.clone() {
             offline::run(&cli, &path).map(|()| 0)
@@ -46,6 +55,22 @@ pub fn main(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// `-D` (the interfaces, on stdout) and `--cleanup` (what it removed, on
+/// stdout): the actions that capture nothing.
+fn maintenance(cli: &Cli) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if cli.list_interfaces {
+        for i in crate::tap::interfaces().context("listing /sys/class/net")? {
+            println!("{i}");
+        }
+    } else {
+        for line in crate::tap::stale::cleanup_all()? {
+            println!("wstap: {line}");
+        }
+    }
+    Ok(())
 }
 
 /// `--output FILE`: wstap's stdout becomes the file (the command of

@@ -1,12 +1,15 @@
-//! Attaching: TC ingress + egress through TCX links, or XDP through an XDP
-//! link, and the interface lookups around it. The links are owned values
-//! (`take_link`): dropping them detaches, and since they are bpf_links owned
-//! by this process the kernel detaches them too when it dies, even after
-//! `kill -9`.
+//! Attaching: TC ingress + egress through TCX links (netlink filters on
+//! kernels without TCX, or with `--attach tc-netlink`), or XDP through an
+//! XDP link, and the interface lookups around it. The links are owned values
+//! (`take_link`): dropping them detaches. TCX and XDP links are bpf_links
+//! owned by this process, so the kernel detaches them too when it dies, even
+//! after `kill -9`; netlink filters stay then, and [`super::stale`] removes
+//! them at the next start.
 
 use aya::programs::{
-    tc::SchedClassifierLink, xdp::XdpLink, ProgramError, SchedClassifier, TcAttachType, Xdp,
-    XdpMode,
+    tc::{qdisc_add_clsact, NlOptions, SchedClassifierLink, TcAttachOptions},
+    xdp::XdpLink,
+    LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
 };
 use aya::Ebpf;
 
@@ -17,9 +20,19 @@ use super::TapError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attach {
     /// TC classifier on ingress and egress (egress only on loopback).
-    Tc,
+    Tc(TcPath),
     /// XDP on ingress.
     Xdp(XdpAttachMode),
+}
+
+/// Through which kernel interface the TC programs are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcPath {
+    /// TCX links where the kernel has them (6.6), netlink filters before.
+    Auto,
+    /// Netlink filters on a clsact qdisc, as before TCX (`--attach
+    /// tc-netlink`: the older kernels' path, tested on a new one).
+    Netlink,
 }
 
 /// How an XDP program is attached.
@@ -47,7 +60,10 @@ pub(super) fn attach(
     how: Attach,
 ) -> Result<(Links, &'static str), TapError> {
     match how {
-        Attach::Tc => attach_tc(ebpf, iface, is_loopback(iface, index)),
+        Attach::Tc(path) => {
+            let netlink = path == TcPath::Netlink || !super::stale::kernel_at_least(super::stale::TCX_KERNEL);
+            attach_tc(ebpf, iface, is_loopback(iface, index), netlink)
+        }
         Attach::Xdp(mode) => attach_xdp(ebpf, iface, mode),
     }
 }
@@ -58,7 +74,23 @@ fn attach_tc(
     ebpf: &mut Ebpf,
     iface: &str,
     loopback: bool,
+    netlink: bool,
 ) -> Result<(Links, &'static str), TapError> {
+    if netlink {
+        // The filters hang off a clsact qdisc; one already there is fine.
+        // It is left in place at the end (empty): other tools may use it.
+        if let Err(e) = qdisc_add_clsact(iface) {
+            let exists = matches!(&e, aya::programs::tc::TcError::NetlinkError(n)
+                if n.raw_os_error() == Some(libc::EEXIST));
+            if !exists {
+                return Err(TapError::Attach {
+                    what: "the clsact qdisc (for netlink TC filters)",
+                    iface: iface.to_string(),
+                    source: e.into(),
+                });
+            }
+        }
+    }
     let mut dirs = vec![(capture_common::PROG_TC_EGRESS, TcAttachType::Egress)];
     if !loopback {
         dirs.insert(0, (capture_common::PROG_TC_INGRESS, TcAttachType::Ingress));
@@ -80,13 +112,21 @@ fn attach_tc(
             iface: iface.to_string(),
             source,
         };
-        let id = prog.attach(iface, at).map_err(attach_err)?;
+        let options = if netlink {
+            TcAttachOptions::Netlink(NlOptions::default())
+        } else {
+            TcAttachOptions::TcxOrder(LinkOrder::default())
+        };
+        let id = prog
+            .attach_with_options(iface, at, options)
+            .map_err(attach_err)?;
         links.push(prog.take_link(id).map_err(attach_err)?);
     }
-    let description = if loopback {
-        "TC egress only, loopback"
-    } else {
-        "TC ingress+egress"
+    let description = match (loopback, netlink) {
+        (true, false) => "TC egress only, loopback",
+        (false, false) => "TC ingress+egress",
+        (true, true) => "TC egress only, loopback, netlink filter",
+        (false, true) => "TC ingress+egress, netlink filters",
     };
     Ok((Links::Tc(links), description))
 }
@@ -161,11 +201,72 @@ pub fn if_name(index: u32) -> Option<String> {
     )
 }
 
+const IFF_UP: u64 = 0x1;
+const IFF_LOOPBACK: u64 = 0x8;
+const IFF_RUNNING: u64 = 0x40;
+
+/// The interface flags (`IFF_*`) of `name`, from sysfs.
+fn if_flags(name: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).ok()?;
+    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+}
+
 fn is_loopback(name: &str, index: u32) -> bool {
-    const IFF_LOOPBACK: u64 = 0x8;
-    match std::fs::read_to_string(format!("/sys/class/net/{name}/flags")) {
-        Ok(s) => u64::from_str_radix(s.trim().trim_start_matches("0x"), 16)
-            .is_ok_and(|f| f & IFF_LOOPBACK != 0),
-        Err(_) => index == 1 || name == "lo",
+    match if_flags(name) {
+        Some(f) => f & IFF_LOOPBACK != 0,
+        None => index == 1 || name == "lo",
     }
+}
+
+/// An interface of this network namespace, as `-D` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub index: u32,
+    pub name: String,
+    pub up: bool,
+    pub running: bool,
+    pub loopback: bool,
+}
+
+impl std::fmt::Display for Interface {
+    /// tcpdump -D's shape: `1.lo [Up, Running, Loopback]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut flags = vec![if self.up { "Up" } else { "Down" }];
+        if self.running {
+            flags.push("Running");
+        }
+        if self.loopback {
+            flags.push("Loopback");
+        }
+        write!(f, "{}.{} [{}]", self.index, self.name, flags.join(", "))
+    }
+}
+
+/// sysfs `flags` hold the configured flags; whether the link is running
+/// (IFF_RUNNING as `ip link` shows LOWER_UP) is its carrier.
+fn has_carrier(name: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).is_ok_and(|s| s.trim() == "1")
+}
+
+/// The interfaces of this network namespace, by index.
+pub fn interfaces() -> std::io::Result<Vec<Interface>> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/sys/class/net")?.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(index) = if_index(&name) else {
+            continue; // gone meanwhile
+        };
+        let flags = if_flags(&name).unwrap_or(0);
+        all.push(Interface {
+            index,
+            up: flags & IFF_UP != 0,
+            running: flags & IFF_RUNNING != 0 || has_carrier(&name),
+            loopback: flags & IFF_LOOPBACK != 0,
+            name,
+        });
+    }
+    all.sort_by_key(|i| i.index);
+    Ok(all)
 }

@@ -22,6 +22,7 @@ mod maps;
 mod ring;
 mod select;
 mod sock;
+pub mod stale;
 pub mod tls;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -31,7 +32,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::filter::Filter;
 
-pub use attach::{if_index, if_name, Attach, XdpAttachMode};
+pub use attach::{if_index, if_name, interfaces, Attach, Interface, TcPath, XdpAttachMode};
 pub use load::check_privileges;
 pub use maps::Counters;
 pub use ring::{
@@ -84,6 +85,23 @@ pub enum TapError {
     NoOwnerFilter(String),
     #[error("--tls needs the socket hooks, which tie each TLS call to its connection: {0}")]
     NoTls(String),
+    #[error(
+        "this kernel ({have}) is older than {need}, which {what} needs (see README, Requirements)"
+    )]
+    KernelTooOld {
+        have: String,
+        need: String,
+        what: &'static str,
+    },
+    #[error("looking for stale wstap TC filters on {iface} failed")]
+    Cleanup {
+        iface: String,
+        source: aya::programs::tc::TcError,
+    },
+    #[error(
+        "another wstap (pid {0}) runs in this network namespace: its TC filters are not stale; stop it first"
+    )]
+    OtherRunning(u32),
     #[error("reading the ring buffer: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -123,6 +141,8 @@ pub struct Tap {
     tls_links: Option<tls::TlsLinks>,
     /// What attaching the TLS hooks found: one line per library.
     tls_report: Vec<String>,
+    /// Stale netlink filters found and removed before attaching.
+    stale_report: Vec<String>,
     iface: String,
     index: u32,
     clock_offset_ns: i64,
@@ -146,6 +166,10 @@ impl Tap {
     /// Loads the programs, fills the filter maps and attaches. Must run inside
     /// a tokio runtime (the ring is registered with its reactor).
     pub fn open(cfg: &TapConfig) -> Result<Tap, TapError> {
+        stale::require_kernel(stale::MIN_KERNEL, "the BPF ring buffer")?;
+        if matches!(cfg.attach, Attach::Xdp(_)) {
+            stale::require_kernel(stale::MIN_KERNEL_XDP, "XDP with multi-buffer frames")?;
+        }
         let index = if_index(&cfg.iface)?;
         let ring_size = ring_size_for(cfg.ring_size);
         let mut ebpf = load::load(cfg, ring_size)?;
@@ -197,6 +221,10 @@ impl Tap {
                 (Some(l), report)
             }
         };
+        let stale_report = match cfg.attach {
+            Attach::Tc(_) => stale::remove_stale(&cfg.iface)?,
+            Attach::Xdp(_) => Vec::new(),
+        };
         let (links, description) = attach::attach(&mut ebpf, &cfg.iface, index, cfg.attach)?;
 
         let ring: RingBuf<MapData> = maps::take(&mut ebpf, capture_common::MAP_RING)?;
@@ -215,6 +243,7 @@ impl Tap {
             owners_off,
             tls_links,
             tls_report,
+            stale_report,
             iface: cfg.iface.clone(),
             index,
             clock_offset_ns,
@@ -235,6 +264,12 @@ impl Tap {
     /// per library that could not be hooked); empty without `--tls`.
     pub fn tls_report(&self) -> &[String] {
         &self.tls_report
+    }
+
+    /// Stale wstap TC filters removed before attaching (one line each), or
+    /// why none was looked for.
+    pub fn stale_report(&self) -> &[String] {
+        &self.stale_report
     }
 
     /// Libraries whose functions are hooked.

@@ -234,7 +234,7 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
     ]);
     let mut notes = vec![
         format!("- {}", current.listening),
-        format!("- Real peers on `lo` of a private namespace, `wstap -i lo --port {PORT} --format json > /dev/null` running (plus the options of the row). Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). A run of `tc_ingress`/`tc_egress` is a packet; of `sock_io` a send or receive call; of `sock_state` a TCP state change. Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run."),
+        format!("- Real peers on `lo` of a private namespace, `wstap -i lo --port {PORT} --format json > /dev/null` running (plus the options of the row). Kernel accounting: `sysctl kernel.bpf_stats_enabled=1` during the runs (restored after), delta of `run_time_ns` / `run_cnt` of each program wstap holds (`bpftool prog show id N`). A run of `wstap_ingress`/`wstap_egress` is a packet; of `sock_io` a send or receive call; of `sock_state` a TCP state change. Includes the ring-buffer copy of matched segments; the stats themselves add a few ns per run."),
         "- Process attribution is the `sock_state` and `sock_io` rows; `--no-process` shows the TC programs without them. `--pid OTHER` selects a process that takes no part in the traffic (the second server), so the owner filter rejects every segment in the kernel: compare its `tc_*` rows with the port filter's rejection (\"other port\") and with delivery.".into(),
         format!("- wstap's own count at exit: `{}`", current.kernel_line),
     ];
@@ -361,11 +361,11 @@ mod tests {
 
     #[test]
     fn bpftool_prog_show_is_parsed() {
-        let s = "1004: sched_cls  name tc_egress  tag 12d0dd22552622eb  gpl run_time_ns 123456 run_cnt 789\n\tloaded_at 2026-11-21T23:48:46+0000  uid 0\n";
-        assert_eq!(parse_prog_show(s), ("tc_egress".to_string(), 123456, 789));
+        let s = "1004: sched_cls  name wstap_egress  tag 12d0dd22552622eb  gpl run_time_ns 123456 run_cnt 789\n\tloaded_at 2026-11-21T23:48:46+0000  uid 0\n";
+        assert_eq!(parse_prog_show(s), ("wstap_egress".to_string(), 123456, 789));
         assert_eq!(
-            parse_prog_show("1004: sched_cls  name tc_egress  tag 12"),
-            ("tc_egress".to_string(), 0, 0)
+            parse_prog_show("1004: sched_cls  name wstap_egress  tag 12"),
+            ("wstap_egress".to_string(), 0, 0)
         );
     }
 }
