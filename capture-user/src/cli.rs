@@ -109,6 +109,23 @@ pub struct Cli {
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,
 
+    /// With -w: start a new file once the current one is over MB million
+    /// bytes (tcpdump -C). Files: FILE, FILE1, FILE2…; with -W N, a ring
+    /// of N files FILE0…FILE{N-1}.
+    #[arg(short = 'C', long = "file-size", value_name = "MB", requires = "write")]
+    pub file_size: Option<u64>,
+
+    /// With -w: start a new file every SECONDS (tcpdump -G); FILE is a
+    /// strftime(3) format, e.g. `-w 'cap-%Y%m%d-%H%M%S.pcapng'`. Time is
+    /// the packets' own (with -r, when they were captured).
+    #[arg(short = 'G', long = "rotate-seconds", value_name = "SECONDS", requires = "write")]
+    pub rotate_seconds: Option<u64>,
+
+    /// With -C: keep N files, overwriting the oldest (a ring); with -G
+    /// alone: end the capture after N files (tcpdump -W).
+    #[arg(short = 'W', long = "file-count", value_name = "N", requires = "write")]
+    pub file_count: Option<u32>,
+
     /// Live capture: do not attribute connections to processes (no
     /// `src_pid`/`src_comm`/`dst_pid`/`dst_comm`, no ownership hooks).
     #[arg(long)]

@@ -937,3 +937,163 @@ fn write_to_standard_output_is_the_pcapng_alone() {
     assert!(err.contains("-w - with -- COMMAND"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A pcap of `packets` with packet `i` stamped `start_s + i * step_us`.
+fn pcap_timed(packets: &[Vec<u8>], start_s: u32, step_us: u64) -> Vec<u8> {
+    let mut f = pcap(&[]);
+    for (i, p) in packets.iter().enumerate() {
+        let t = u64::from(start_s) * 1_000_000 + i as u64 * step_us;
+        f.extend(((t / 1_000_000) as u32).to_le_bytes());
+        f.extend(((t % 1_000_000) as u32).to_le_bytes());
+        f.extend((p.len() as u32).to_le_bytes());
+        f.extend((p.len() as u32).to_le_bytes());
+        f.extend_from_slice(p);
+    }
+    f
+}
+
+/// `--segments` lines of each file, in order, all files together.
+fn segment_lines(files: &[PathBuf]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for f in files {
+        let out = wstap(f, &["--segments"]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines.extend(String::from_utf8(out.stdout).unwrap().lines().map(String::from));
+    }
+    lines
+}
+
+/// tcpdump's rotation (issue 13): `-C MB` starts FILE, FILE1, FILE2… once a
+/// file is over MB million bytes; with `-W N` a ring of FILE0…FILE{N-1};
+/// `-G SECONDS` names files by strftime at the start of each period (the
+/// packets' time), and with `-W N` alone ends after N files. Every file is
+/// a complete pcapng: read one by one, they hold exactly the packets of
+/// the unrotated file, in order.
+#[test]
+fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
+    let dir = std::env::temp_dir().join(format!("wstap-rotate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // About 3.9 MB of packets over 15 s of capture time (1,507 packets,
+    // 10 ms apart).
+    let pk = conversation(40300, 8080, 1500, 2500);
+    let input = dir.join("in.pcap");
+    std::fs::write(&input, pcap_timed(&pk, 1_700_000_000, 10_000)).unwrap();
+    let whole = dir.join("whole.pcapng");
+    assert!(wstap(&input, &["-w", whole.to_str().unwrap()]).status.success());
+    let all = segment_lines(std::slice::from_ref(&whole));
+    assert_eq!(all.len(), pk.len());
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // -C 1: cap.pcapng, cap.pcapng1, 2, 3; each at most 1 MB plus a packet.
+    let c = dir.join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    let out = wstap(&input, &["-w", c.join("cap.pcapng").to_str().unwrap(), "-C", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        names(&c),
+        ["cap.pcapng", "cap.pcapng1", "cap.pcapng2", "cap.pcapng3"]
+    );
+    let files: Vec<PathBuf> = ["cap.pcapng", "cap.pcapng1", "cap.pcapng2", "cap.pcapng3"]
+        .iter()
+        .map(|n| c.join(n))
+        .collect();
+    for f in &files[..3] {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(
+            (1_000_000..1_000_000 + 3_000).contains(&len),
+            "{}: {len} bytes",
+            f.display()
+        );
+    }
+    assert_eq!(segment_lines(&files), all, "-C files together differ");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("{} packets written to 4 files opened", pk.len())),
+        "{said}"
+    );
+    if tests::require_tool("rotation", "tshark") {
+        let mut n = 0;
+        for f in &files {
+            let t = Command::new("tshark").arg("-r").arg(f).output().unwrap();
+            assert!(t.status.success(), "tshark -r {}", f.display());
+            n += String::from_utf8_lossy(&t.stdout).lines().count();
+        }
+        assert_eq!(n, pk.len(), "tshark reads every packet of the -C files");
+    }
+
+    // -C 1 -W 2: a ring of cap0, cap1; the last file ends with the FINs.
+    let w = dir.join("w");
+    std::fs::create_dir_all(&w).unwrap();
+    let out = wstap(
+        &input,
+        &["-w", w.join("cap").to_str().unwrap(), "-C", "1", "-W", "2"],
+    );
+    assert!(out.status.success());
+    assert_eq!(names(&w), ["cap0", "cap1"]);
+    // Opened cap0 cap1 cap0 cap1: the fourth file (the tail) is cap1, the
+    // third (cap0) holds the packets before it.
+    let ring = segment_lines(&[w.join("cap0"), w.join("cap1")]);
+    assert_eq!(ring[..], all[all.len() - ring.len()..], "the ring keeps the tail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 files opened (2 distinct"));
+
+    // -G 5 on 15 s of packets: one file per period, named by its start.
+    let g = dir.join("g");
+    std::fs::create_dir_all(&g).unwrap();
+    let template = g.join("cap-%s.pcapng");
+    let out = wstap(&input, &["-w", template.to_str().unwrap(), "-G", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let timed = names(&g);
+    assert_eq!(
+        timed,
+        [
+            "cap-1700000000.pcapng",
+            "cap-1700000005.pcapng",
+            "cap-1700000010.pcapng",
+            "cap-1700000015.pcapng"
+        ]
+    );
+    let files: Vec<PathBuf> = timed.iter().map(|n| g.join(n)).collect();
+    assert_eq!(segment_lines(&files), all, "-G files together differ");
+    // 500 packets per 5 s.
+    assert_eq!(segment_lines(&files[..1]).len(), 500);
+
+    // -G 5 -W 2: two periods, then the end (as tcpdump exits).
+    let gw = dir.join("gw");
+    std::fs::create_dir_all(&gw).unwrap();
+    let out = wstap(
+        &input,
+        &["-w", gw.join("p-%s").to_str().unwrap(), "-G", "5", "-W", "2"],
+    );
+    assert!(out.status.success());
+    assert_eq!(names(&gw), ["p-1700000000", "p-1700000005"]);
+    let two: Vec<PathBuf> = names(&gw).iter().map(|n| gw.join(n)).collect();
+    assert_eq!(segment_lines(&two)[..], all[..1000]);
+
+    // Refused: -W alone, rotation of standard output, -C without -w.
+    for (args, needle) in [
+        (vec!["-w", "x.pcapng", "-W", "3"], "-W N needs -C MB or -G SECONDS"),
+        (vec!["-w", "-", "-C", "1"], "cannot rotate -w - (standard output)"),
+        (vec!["-C", "1"], "--write"),
+        (vec!["-w", "x.pcapng", "-C", "0"], "above 0"),
+    ] {
+        let out = wstap(&input, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

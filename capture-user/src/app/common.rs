@@ -13,6 +13,7 @@ use crate::event::{Event, EventKind, EventSink};
 use crate::proto::ProtoConfig;
 use crate::registry::{DecodeConfig, DecodeStats};
 use crate::sink::json::JsonSink;
+use crate::sink::rotate::{PcapNgFiles, Rotation};
 use crate::sink::selected::Selected;
 use crate::sink::text::TextSink;
 use crate::sink::Output;
@@ -69,6 +70,21 @@ pub fn check_workers(cli: &Cli) -> anyhow::Result<()> {
              reading a file uses one thread, leave out --workers"
         ),
     }
+}
+
+/// `-w FILE` with `-C`/`-G`/`-W` as asked: `start_ns` is now for live
+/// capture, `None` for a file (its packets' time names `-G` files).
+pub fn pcap_files(
+    cli: &Cli,
+    path: &std::path::Path,
+    start_ns: Option<u64>,
+) -> anyhow::Result<PcapNgFiles> {
+    let rotation = Rotation::new(cli.file_size, cli.rotate_seconds, cli.file_count)
+        .map_err(anyhow::Error::msg)?;
+    if rotation.any() && crate::sink::pcapng::is_stdout(path) {
+        anyhow::bail!("-C and -G rotate files: they cannot rotate -w - (standard output)");
+    }
+    Ok(PcapNgFiles::create(path, rotation, start_ns)?)
 }
 
 /// Decoder threads for live capture: `--workers N`, default 1 (one thread

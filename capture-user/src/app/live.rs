@@ -33,10 +33,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, ErrorKind, StdoutLock, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +49,7 @@ use crate::filter::Filter;
 use crate::owners::{self, Owners};
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
-use crate::sink::pcapng::PcapNgSink;
+use crate::sink::rotate::{now_ns, PcapNgFiles};
 use crate::source::hooked::{Chunk, Hint, Hooked};
 use crate::source::Segment;
 use crate::tap::{
@@ -182,10 +180,9 @@ enum Mode {
     SegmentLines(Printer, BufWriter<StdoutLock<'static>>),
 }
 
-/// `-w`: the pcapng file and its name (for messages).
+/// `-w`: the pcapng file (or rotated files).
 struct PcapOut {
-    sink: PcapNgSink<BufWriter<File>>,
-    path: PathBuf,
+    sink: PcapNgFiles,
 }
 
 /// Everything the capture loop feeds: the decoder or segment printer, the
@@ -257,8 +254,7 @@ impl Live {
         };
         let pcap = match &cli.write {
             Some(path) => Some(PcapOut {
-                sink: PcapNgSink::create(path)?,
-                path: path.clone(),
+                sink: common::pcap_files(cli, path, Some(now_ns()))?,
             }),
             None => None,
         };
@@ -379,9 +375,13 @@ impl Live {
             Some(o) => self.pcap_comment.get(o, seg.src, seg.dst),
             None => None,
         };
-        if let Err(e) = p.sink.write_segment_with_comment(iface, seg, comment) {
-            let e = anyhow::Error::new(e).context(format!("writing {}", p.path.display()));
+        if let Err(e) = p.sink.write_segment(iface, seg, comment) {
+            let e = anyhow::Error::new(e)
+                .context(format!("writing {}", p.sink.current_path().display()));
             self.stop = Some(Stop::Failed(e));
+        } else if p.sink.done() {
+            // -G with -W N: N files are written, as tcpdump ends then.
+            self.stop.get_or_insert(Stop::Count);
         }
     }
 
@@ -412,7 +412,8 @@ impl Live {
         }
         if let Some(p) = &mut self.pcap {
             if let Err(e) = p.sink.flush() {
-                let e = anyhow::Error::new(e).context(format!("writing {}", p.path.display()));
+                let e = anyhow::Error::new(e)
+                    .context(format!("writing {}", p.sink.current_path().display()));
                 self.stop.get_or_insert(Stop::Failed(e));
             }
         }
@@ -686,11 +687,7 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
         eprintln!(
             "wstap: {} packets written to {}",
             p.sink.packets(),
-            if crate::sink::pcapng::is_stdout(&p.path) {
-                "standard output".into()
-            } else {
-                p.path.display().to_string()
-            }
+            p.sink.describe()
         );
     }
     gone.map_or(Ok(()), Err)

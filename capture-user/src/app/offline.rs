@@ -19,7 +19,6 @@ use crate::app::common::{self, Limit};
 use crate::filter::Filter;
 use crate::registry::{DecodeStats, Decoder};
 use crate::sink::is_broken_pipe;
-use crate::sink::pcapng::PcapNgSink;
 use crate::source::pcap::{is_stdin, FileSource, SourceError, SourceStats, MAX_INTERFACES};
 use crate::source::ChecksumStats;
 
@@ -48,7 +47,7 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     let mut pcapng = match &cli.write {
         Some(w) => {
             refuse_same_file(path, w)?;
-            Some(PcapNgSink::create(w)?)
+            Some(common::pcap_files(cli, w, None)?)
         }
         None => None,
     };
@@ -72,8 +71,11 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             return ControlFlow::Continue(());
         }
         if let Some(w) = pcapng.as_mut() {
-            if let Err(e) = w.write_segment(&iface_name, seg) {
+            if let Err(e) = w.write_segment(&iface_name, seg, None) {
                 write_error = Some(e);
+                return ControlFlow::Break(());
+            }
+            if w.done() {
                 return ControlFlow::Break(());
             }
         }
@@ -95,6 +97,9 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     }
     if let Some(w) = pcapng.as_mut() {
         w.flush().context("writing the -w pcapng file")?;
+        if cli.file_size.is_some() || cli.rotate_seconds.is_some() {
+            eprintln!("wstap: {} packets written to {}", w.packets(), w.describe());
+        }
     }
     if !cli.segments && !sink.done() && sink.out.error().is_none() {
         decoder.finish(&mut sink);

@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod pcapng;
+pub mod rotate;
 pub mod selected;
 pub mod text;
 

@@ -54,6 +54,8 @@ pub struct PcapNgSink<W: Write> {
     interfaces: HashMap<(String, u32), u32>,
     scratch: Vec<u8>,
     packets: u64,
+    /// Bytes of blocks written (the section header included), for `-C`.
+    bytes: u64,
 }
 
 /// `-w -`: the stdout wstap was started with, handed over by
@@ -98,12 +100,18 @@ impl<W: Write> PcapNgSink<W> {
             interfaces: HashMap::new(),
             scratch: Vec::with_capacity(2048),
             packets: 0,
+            bytes: section_header_len(),
         })
     }
 
     /// Packets written so far.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// Bytes written so far (buffered ones included).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn interface_id(&mut self, name: &str, linktype: u32) -> Result<u32, PcapNgError> {
@@ -119,7 +127,7 @@ impl<W: Write> PcapNgSink<W> {
                 InterfaceDescriptionOption::IfTsResol(9),
             ],
         };
-        self.writer.write_block(&idb.into_block())?;
+        self.bytes += self.writer.write_block(&idb.into_block())? as u64;
         self.interfaces.insert((name.to_string(), linktype), id);
         Ok(id)
     }
@@ -147,7 +155,7 @@ impl<W: Write> PcapNgSink<W> {
                 .into_iter()
                 .collect(),
         };
-        self.writer.write_block(&epb.into_block())?;
+        self.bytes += self.writer.write_block(&epb.into_block())? as u64;
         self.packets += 1;
         Ok(())
     }
@@ -235,6 +243,14 @@ impl<W: Write> PcapNgSink<W> {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.writer.get_mut().flush()
     }
+}
+
+/// Length of the section header block [`PcapNgWriter::new`] writes first.
+fn section_header_len() -> u64 {
+    static LEN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LEN.get_or_init(|| {
+        PcapNgWriter::new(Vec::new()).map_or(0, |w| w.into_inner().len() as u64)
+    })
 }
 
 /// Makes the valid TCP checksum of a rebuilt frame (Ethernet, IP header
