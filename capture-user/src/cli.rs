@@ -21,6 +21,15 @@ pub struct Cli {
     #[arg(short = 'D', long = "list-interfaces", exclusive = true)]
     pub list_interfaces: bool,
 
+    /// Print the man page (roff) on stdout and exit (`cargo xtask install`
+    /// writes it to share/man/man1/wstap.1).
+    #[arg(long, hide = true, exclusive = true)]
+    pub generate_man: bool,
+
+    /// Print the completion script for SHELL on stdout and exit.
+    #[arg(long, hide = true, exclusive = true, value_name = "SHELL")]
+    pub generate_completions: Option<clap_complete::Shell>,
+
     /// Capture live on this interface (needs root, or CAP_BPF + CAP_NET_ADMIN).
     #[arg(
         short = 'i',
@@ -118,7 +127,12 @@ pub struct Cli {
     /// With -w: start a new file every SECONDS (tcpdump -G); FILE is a
     /// strftime(3) format, e.g. `-w 'cap-%Y%m%d-%H%M%S.pcapng'`. Time is
     /// the packets' own (with -r, when they were captured).
-    #[arg(short = 'G', long = "rotate-seconds", value_name = "SECONDS", requires = "write")]
+    #[arg(
+        short = 'G',
+        long = "rotate-seconds",
+        value_name = "SECONDS",
+        requires = "write"
+    )]
     pub rotate_seconds: Option<u64>,
 
     /// With -C: keep N files, overwriting the oldest (a ring); with -G

@@ -110,7 +110,7 @@ pub fn parse_summary(stderr: &str) -> Result<Summary> {
     };
     let first = stderr
         .lines()
-        .find(|l| l.contains("segments captured"))
+        .find(|l| l.contains("records received"))
         .ok_or_else(|| anyhow!("no summary in stderr:\n{stderr}"))?;
     let kernel = stderr
         .lines()

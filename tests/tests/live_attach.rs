@@ -41,7 +41,14 @@ fn tc_netlink_captures_every_byte_and_ctrl_c_removes_its_filters() {
     let v = VethPair::new().unwrap();
     let w = Wstap::start(
         &v.b,
-        &["-i", &v.b_if, "--attach", "tc-netlink", "--segments", "--hex"],
+        &[
+            "-i",
+            &v.b_if,
+            "--attach",
+            "tc-netlink",
+            "--segments",
+            "--hex",
+        ],
     )
     .unwrap();
     assert!(
@@ -106,7 +113,10 @@ fn tc_netlink_filters_left_by_kill_9_are_removed_by_the_next_start_and_by_cleanu
     let w = start();
     let said = w.stderr_so_far();
     for dir in ["ingress", "egress"] {
-        let line = format!("removed a stale wstap filter (wstap_{dir}, {} {dir})", v.b_if);
+        let line = format!(
+            "removed a stale wstap filter (wstap_{dir}, {} {dir})",
+            v.b_if
+        );
         assert!(said.contains(&line), "no {line:?} in:\n{said}");
         // Only the new wstap's filter is left: one per direction.
         let now = tc_filters(&v.b, &v.b_if, dir);
@@ -145,7 +155,10 @@ fn tc_netlink_filters_left_by_kill_9_are_removed_by_the_next_start_and_by_cleanu
     assert!(cleaned.status.success(), "{cleaned:?}");
     let said = String::from_utf8_lossy(&cleaned.stdout);
     for dir in ["ingress", "egress"] {
-        let line = format!("removed a stale wstap filter (wstap_{dir}, {} {dir})", v.b_if);
+        let line = format!(
+            "removed a stale wstap filter (wstap_{dir}, {} {dir})",
+            v.b_if
+        );
         assert!(said.contains(&line), "no {line:?} in:\n{said}");
         assert!(!tc_filters(&v.b, &v.b_if, dir).contains("wstap_"));
     }
@@ -156,7 +169,10 @@ fn tc_netlink_filters_left_by_kill_9_are_removed_by_the_next_start_and_by_cleanu
         "wstap: no stale wstap filters found"
     );
     let foreign = tc_filters(&v.b, &v.b_if, "ingress");
-    assert!(foreign.contains("bytecode '1,6 0 0 4294967295'"), "{foreign}");
+    assert!(
+        foreign.contains("bytecode '1,6 0 0 4294967295'"),
+        "{foreign}"
+    );
 }
 
 #[test]
@@ -168,8 +184,17 @@ fn list_interfaces_names_each_with_its_state() {
     // A veth pair of its own, left down (this kernel has no dummy driver).
     let extra = tests::netns::unique_name("dn");
     let extra_peer = tests::netns::unique_name("dp");
-    v.b.ip(&["link", "add", &extra, "type", "veth", "peer", "name", &extra_peer])
-        .unwrap();
+    v.b.ip(&[
+        "link",
+        "add",
+        &extra,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &extra_peer,
+    ])
+    .unwrap();
     let out = wstap_once(&v.b, &["-D"]);
     assert!(out.status.success(), "{out:?}");
     let listed = String::from_utf8_lossy(&out.stdout);
@@ -178,15 +203,21 @@ fn list_interfaces_names_each_with_its_state() {
     assert!(lines[0].starts_with("1.lo [Up"), "{listed}");
     assert!(lines[0].ends_with("Loopback]"), "{listed}");
     assert!(
-        lines.iter().any(|l| l.ends_with(&format!(".{} [Up, Running]", v.b_if))),
+        lines
+            .iter()
+            .any(|l| l.ends_with(&format!(".{} [Up, Running]", v.b_if))),
         "{listed}"
     );
     assert!(
-        lines.iter().any(|l| l.ends_with(&format!(".{extra} [Down]"))),
+        lines
+            .iter()
+            .any(|l| l.ends_with(&format!(".{extra} [Down]"))),
         "{listed}"
     );
     assert!(
-        lines.iter().any(|l| l.ends_with(&format!(".{extra_peer} [Down]"))),
+        lines
+            .iter()
+            .any(|l| l.ends_with(&format!(".{extra_peer} [Down]"))),
         "{listed}"
     );
 }

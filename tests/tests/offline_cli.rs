@@ -963,7 +963,12 @@ fn segment_lines(files: &[PathBuf]) -> Vec<String> {
             f.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        lines.extend(String::from_utf8(out.stdout).unwrap().lines().map(String::from));
+        lines.extend(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
     }
     lines
 }
@@ -985,7 +990,9 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
     let input = dir.join("in.pcap");
     std::fs::write(&input, pcap_timed(&pk, 1_700_000_000, 10_000)).unwrap();
     let whole = dir.join("whole.pcapng");
-    assert!(wstap(&input, &["-w", whole.to_str().unwrap()]).status.success());
+    assert!(wstap(&input, &["-w", whole.to_str().unwrap()])
+        .status
+        .success());
     let all = segment_lines(std::slice::from_ref(&whole));
     assert_eq!(all.len(), pk.len());
     let names = |d: &Path| {
@@ -1001,8 +1008,15 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
     // -C 1: cap.pcapng, cap.pcapng1, 2, 3; each at most 1 MB plus a packet.
     let c = dir.join("c");
     std::fs::create_dir_all(&c).unwrap();
-    let out = wstap(&input, &["-w", c.join("cap.pcapng").to_str().unwrap(), "-C", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wstap(
+        &input,
+        &["-w", c.join("cap.pcapng").to_str().unwrap(), "-C", "1"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         names(&c),
         ["cap.pcapng", "cap.pcapng1", "cap.pcapng2", "cap.pcapng3"]
@@ -1047,7 +1061,11 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
     // Opened cap0 cap1 cap0 cap1: the fourth file (the tail) is cap1, the
     // third (cap0) holds the packets before it.
     let ring = segment_lines(&[w.join("cap0"), w.join("cap1")]);
-    assert_eq!(ring[..], all[all.len() - ring.len()..], "the ring keeps the tail");
+    assert_eq!(
+        ring[..],
+        all[all.len() - ring.len()..],
+        "the ring keeps the tail"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("4 files opened (2 distinct"));
 
     // -G 5 on 15 s of packets: one file per period, named by its start.
@@ -1055,7 +1073,11 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
     std::fs::create_dir_all(&g).unwrap();
     let template = g.join("cap-%s.pcapng");
     let out = wstap(&input, &["-w", template.to_str().unwrap(), "-G", "5"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let timed = names(&g);
     assert_eq!(
         timed,
@@ -1076,7 +1098,14 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
     std::fs::create_dir_all(&gw).unwrap();
     let out = wstap(
         &input,
-        &["-w", gw.join("p-%s").to_str().unwrap(), "-G", "5", "-W", "2"],
+        &[
+            "-w",
+            gw.join("p-%s").to_str().unwrap(),
+            "-G",
+            "5",
+            "-W",
+            "2",
+        ],
     );
     assert!(out.status.success());
     assert_eq!(names(&gw), ["p-1700000000", "p-1700000005"]);
@@ -1085,8 +1114,14 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
 
     // Refused: -W alone, rotation of standard output, -C without -w.
     for (args, needle) in [
-        (vec!["-w", "x.pcapng", "-W", "3"], "-W N needs -C MB or -G SECONDS"),
-        (vec!["-w", "-", "-C", "1"], "cannot rotate -w - (standard output)"),
+        (
+            vec!["-w", "x.pcapng", "-W", "3"],
+            "-W N needs -C MB or -G SECONDS",
+        ),
+        (
+            vec!["-w", "-", "-C", "1"],
+            "cannot rotate -w - (standard output)",
+        ),
         (vec!["-C", "1"], "--write"),
         (vec!["-w", "x.pcapng", "-C", "0"], "above 0"),
     ] {

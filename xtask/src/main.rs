@@ -1,4 +1,4 @@
-//! Developer tasks for wstap: `cargo xtask setup|build|run|test|demo|bench`.
+//! Developer tasks for wstap: `cargo xtask setup|build|run|test|demo|bench|install`.
 //!
 //! Everything a fresh machine needs is installed by `setup`, which every other
 //! task calls first, so the README's first commands work on a new machine.
@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod install;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ enum Task {
     /// writes it to target/bench-results.md. Needs root (records the
     /// captures in a private network namespace).
     Bench(bench::Opts),
+    /// Build and install wstap (one binary, its eBPF programs embedded),
+    /// its man page and bash/zsh/fish completions under a prefix.
+    Install(install::Opts),
     /// Run every test of the workspace, the privileged ones included.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -78,6 +82,16 @@ fn main() -> Result<()> {
                 None => build_wstap()?,
             };
             bench::run(&bin, &opts)
+        }
+        Task::Install(opts) => {
+            let bin = match &opts.wstap_bin {
+                Some(b) => b.clone(),
+                None => {
+                    setup::run()?;
+                    build_wstap()?
+                }
+            };
+            install::run(&bin, &opts.prefix)
         }
         Task::Test { args } => {
             setup::run()?;
@@ -162,6 +176,10 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("WSTAP_BIN", &bin)
         .env("WSTAP_SKIP_LOG", &skip_log);
+    // The install test runs this very xtask (`install --wstap-bin`).
+    if let Ok(me) = std::env::current_exe() {
+        cmd.env("XTASK_BIN", me);
+    }
     let result = status(&mut cmd);
     if let Ok(skips) = std::fs::read_to_string(&skip_log) {
         eprintln!();

@@ -1,11 +1,11 @@
 //! `cargo xtask setup`: make a fresh machine ready to build and test wstap.
-//! Each step checks first and does nothing when already done.
+//! Each step checks first and does nothing when already done, and prints
+//! one line saying what it found or did; the installers' own output is
+//! kept and shown only when they fail.
 
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-
-use crate::status;
 
 /// Debian packages the tests and the demo use.
 const DEBIAN_PACKAGES: &[&str] = &[
@@ -15,6 +15,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "python3-websockets",
     "ethtool",
+    "man-db",
 ];
 
 /// The bpf-linker release that links with LLVM 22 (the nightly's).
@@ -24,6 +25,25 @@ pub fn run() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     debian_packages()?;
+    Ok(())
+}
+
+/// One line for a step.
+fn say(line: &str) {
+    eprintln!("xtask setup: {line}");
+}
+
+/// Runs an installer with its output captured; on failure that output is
+/// printed, then the error.
+fn quietly(cmd: &mut Command) -> Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!("{cmd:?} failed ({})", out.status);
+    }
     Ok(())
 }
 
@@ -38,8 +58,8 @@ fn output(cmd: &mut Command) -> Option<String> {
 fn rust_src() -> Result<()> {
     let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
-        eprintln!("xtask setup: installing the nightly toolchain (for the eBPF crate)");
-        status(Command::new("rustup").args([
+        say("nightly toolchain (for the eBPF crate): installing");
+        quietly(Command::new("rustup").args([
             "toolchain",
             "install",
             "nightly",
@@ -55,17 +75,12 @@ fn rust_src() -> Result<()> {
         "--installed",
     ]))
     .unwrap_or_default();
-    if !installed.lines().any(|l| l.starts_with("rust-src")) {
-        eprintln!("xtask setup: adding rust-src to the nightly toolchain");
-        status(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        say("nightly toolchain with rust-src: present");
+        return Ok(());
     }
-    Ok(())
+    say("rust-src for the nightly toolchain: adding");
+    quietly(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
 }
 
 /// bpf-linker must use the same LLVM as the nightly rustc that emits the
@@ -76,9 +91,12 @@ fn bpf_linker() -> Result<()> {
         .map(|v| v.contains(BPF_LINKER_VERSION))
         .unwrap_or(false);
     if works {
+        say(&format!("bpf-linker {BPF_LINKER_VERSION}: present"));
         return Ok(());
     }
-    eprintln!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against the nightly's libLLVM (about 2 minutes)");
+    say(&format!(
+        "bpf-linker {BPF_LINKER_VERSION}: building against the nightly's libLLVM (about 2 minutes)"
+    ));
     let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))
         .context("rustc +nightly --print sysroot failed")?;
     let lib_dir = std::path::Path::new(sysroot.trim()).join("lib");
@@ -104,7 +122,7 @@ fn bpf_linker() -> Result<()> {
             "llvm-22,no-llvm-linking",
         ])
         .env("RUSTFLAGS", &rustflags);
-        status(&mut cmd)
+        quietly(&mut cmd)
     };
     // --locked can fail when the published lock file names a yanked crate;
     // retry with fresh resolution then.
@@ -122,6 +140,10 @@ fn debian_packages() -> Result<()> {
         })
         .collect();
     if missing.is_empty() {
+        say(&format!(
+            "Debian packages ({}): present",
+            DEBIAN_PACKAGES.join(", ")
+        ));
         return Ok(());
     }
     if !crate::is_root() {
@@ -130,9 +152,12 @@ fn debian_packages() -> Result<()> {
             missing.join(" ")
         );
     }
-    eprintln!("xtask setup: installing Debian packages {missing:?}");
-    status(Command::new("apt-get").args(["update", "-q"]))?;
-    status(
+    say(&format!(
+        "Debian packages {}: installing",
+        missing.join(", ")
+    ));
+    quietly(Command::new("apt-get").args(["update", "-q"]))?;
+    quietly(
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)

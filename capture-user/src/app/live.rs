@@ -26,7 +26,7 @@
 //! the end:
 //!
 //! ```text
-//! N segments captured, N bytes, N records lost in kernel (ring full), N cut short
+//! N records received, N payload bytes, N records lost in kernel (ring full), N cut short
 //! kernel: N packets seen, N segments matched, N bytes matched, N records delivered, N bytes delivered, N records lost, N bytes lost, N segments cut short, N bytes cut short, N parse errors
 //! wstap: N connections, N WebSocket handshakes, N messages (N bytes), N control frames
 //! wstap: N gaps (N bytes), N retransmitted bytes, ... N violations, ...
@@ -695,7 +695,7 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
 
 fn summary(seen: &Seen, c: &Counters, unreadable: u64) {
     eprintln!(
-        "{} segments captured, {} bytes, {} records lost in kernel (ring full), {} cut short",
+        "{} records received, {} payload bytes, {} records lost in kernel (ring full), {} cut short",
         seen.segments,
         seen.bytes,
         c.get(Counter::RecordsLost),

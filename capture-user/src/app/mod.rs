@@ -21,6 +21,15 @@ pub fn main(cli: Cli) -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
+    if cli.generate_man || cli.generate_completions.is_some() {
+        return match generate(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wstap: error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if cli.list_interfaces || cli.cleanup {
         return match maintenance(&cli) {
             Ok(()) => ExitCode::SUCCESS,
@@ -54,6 +63,20 @@ pub fn main(cli: Cli) -> ExitCode {
                 None => ExitCode::from(1),
             }
         }
+    }
+}
+
+/// `--generate-man` and `--generate-completions SHELL`: made from the
+/// command-line definition itself, so they never drift from it.
+fn generate(cli: &Cli) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    let mut out = std::io::stdout().lock();
+    match cli.generate_completions {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut Cli::command(), "wstap", &mut out);
+            Ok(())
+        }
+        None => clap_mangen::Man::new(Cli::command()).render(&mut out),
     }
 }
 

@@ -248,9 +248,7 @@ impl<W: Write> PcapNgSink<W> {
 /// Length of the section header block [`PcapNgWriter::new`] writes first.
 fn section_header_len() -> u64 {
     static LEN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *LEN.get_or_init(|| {
-        PcapNgWriter::new(Vec::new()).map_or(0, |w| w.into_inner().len() as u64)
-    })
+    *LEN.get_or_init(|| PcapNgWriter::new(Vec::new()).map_or(0, |w| w.into_inner().len() as u64))
 }
 
 /// Makes the valid TCP checksum of a rebuilt frame (Ethernet, IP header

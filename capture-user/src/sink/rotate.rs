@@ -163,7 +163,8 @@ impl PcapNgFiles {
 
     fn open(&mut self, period_start_ns: u64) -> Result<(), PcapNgError> {
         if let Some(mut old) = self.current.take() {
-            old.flush().map_err(|e| PcapNgError::Write(pcap_file::PcapError::IoError(e)))?;
+            old.flush()
+                .map_err(|e| PcapNgError::Write(pcap_file::PcapError::IoError(e)))?;
             self.packets_before += old.packets();
         }
         self.period_start_ns = period_start_ns;
@@ -189,7 +190,10 @@ impl PcapNgFiles {
             if ts_ns >= self.period_start_ns.saturating_add(period) {
                 self.periods += 1;
                 if self.rotation.size.is_none()
-                    && self.rotation.files.is_some_and(|n| self.periods >= u64::from(n))
+                    && self
+                        .rotation
+                        .files
+                        .is_some_and(|n| self.periods >= u64::from(n))
                 {
                     self.done = true;
                     return Ok(());
@@ -228,7 +232,10 @@ impl PcapNgFiles {
                 return Ok(());
             }
         }
-        let cur = self.current.as_mut().expect("a file is open after rotate_for");
+        let cur = self
+            .current
+            .as_mut()
+            .expect("a file is open after rotate_for");
         cur.write_segment_with_comment(iface, seg, comment)
     }
 
@@ -239,7 +246,9 @@ impl PcapNgFiles {
             self.open(now_ns())?;
         }
         match &mut self.current {
-            Some(c) => c.flush().map_err(|e| PcapNgError::Write(pcap_file::PcapError::IoError(e))),
+            Some(c) => c
+                .flush()
+                .map_err(|e| PcapNgError::Write(pcap_file::PcapError::IoError(e))),
             None => Ok(()),
         }
     }
@@ -332,7 +341,9 @@ mod tests {
 
     #[test]
     fn bad_combinations_are_refused() {
-        assert!(Rotation::new(None, None, Some(3)).unwrap_err().contains("needs -C"));
+        assert!(Rotation::new(None, None, Some(3))
+            .unwrap_err()
+            .contains("needs -C"));
         assert!(Rotation::new(Some(0), None, None).is_err());
         assert!(Rotation::new(None, Some(0), None).is_err());
         assert!(!Rotation::new(None, None, None).unwrap().any());

@@ -61,7 +61,8 @@ pub(super) fn attach(
 ) -> Result<(Links, &'static str), TapError> {
     match how {
         Attach::Tc(path) => {
-            let netlink = path == TcPath::Netlink || !super::stale::kernel_at_least(super::stale::TCX_KERNEL);
+            let netlink =
+                path == TcPath::Netlink || !super::stale::kernel_at_least(super::stale::TCX_KERNEL);
             attach_tc(ebpf, iface, is_loopback(iface, index), netlink)
         }
         Attach::Xdp(mode) => attach_xdp(ebpf, iface, mode),

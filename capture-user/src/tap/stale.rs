@@ -22,8 +22,16 @@ use super::TapError;
 /// The netlink filter names wstap uses: its TC programs' names, distinctive
 /// so that another tool's filters are never taken for wstap's.
 const FILTERS: [(&str, TcAttachType, &str); 2] = [
-    (capture_common::PROG_TC_INGRESS, TcAttachType::Ingress, "ingress"),
-    (capture_common::PROG_TC_EGRESS, TcAttachType::Egress, "egress"),
+    (
+        capture_common::PROG_TC_INGRESS,
+        TcAttachType::Ingress,
+        "ingress",
+    ),
+    (
+        capture_common::PROG_TC_EGRESS,
+        TcAttachType::Egress,
+        "egress",
+    ),
 ];
 
 /// Another wstap process in this network namespace (not this one), by pid.

@@ -362,7 +362,10 @@ mod tests {
     #[test]
     fn bpftool_prog_show_is_parsed() {
         let s = "1004: sched_cls  name wstap_egress  tag 12d0dd22552622eb  gpl run_time_ns 123456 run_cnt 789\n\tloaded_at 2026-11-21T23:48:46+0000  uid 0\n";
-        assert_eq!(parse_prog_show(s), ("wstap_egress".to_string(), 123456, 789));
+        assert_eq!(
+            parse_prog_show(s),
+            ("wstap_egress".to_string(), 123456, 789)
+        );
         assert_eq!(
             parse_prog_show("1004: sched_cls  name wstap_egress  tag 12"),
             ("wstap_egress".to_string(), 0, 0)

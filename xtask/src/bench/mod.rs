@@ -741,7 +741,7 @@ mod tests {
 
     #[test]
     fn numbers_before_keys_are_found() {
-        let wstap = "listening on x\n100000 segments captured, 6504440 bytes, 7 records lost in kernel (ring full), 0 cut short\n";
+        let wstap = "listening on x\n100000 records received, 6504440 payload bytes, 7 records lost in kernel (ring full), 0 cut short\n";
         assert_eq!(num_before(wstap, " records lost in kernel"), Some(7));
         assert_eq!(num_before(wstap, " cut short"), Some(0));
         let tcpdump = "27734 packets captured\n31159 packets received by filter\n3425 packets dropped by kernel\n";
