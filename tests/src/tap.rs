@@ -172,9 +172,22 @@ impl Wstap {
 
     /// Like [`Wstap::start`], with these environment variables set.
     pub fn start_env(ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Result<Wstap> {
+        let bin = crate::wstap_bin();
+        let mut full = vec![bin.to_str().context("wstap path")?];
+        full.extend_from_slice(args);
+        Self::spawn(ns, &full, env)
+    }
+
+    /// Starts `program_and_args` (wstap behind a wrapper such as setpriv:
+    /// its path is among the arguments) in `ns`, like [`Wstap::start`].
+    pub fn start_with_prefix(ns: &Netns, program_and_args: &[&str]) -> Result<Wstap> {
+        Self::spawn(ns, program_and_args, &[])
+    }
+
+    fn spawn(ns: &Netns, program_and_args: &[&str], env: &[(&str, &str)]) -> Result<Wstap> {
         let mut child = ns
-            .command(crate::wstap_bin())
-            .args(args)
+            .command(program_and_args[0])
+            .args(&program_and_args[1..])
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -87,7 +87,7 @@ fn main() -> Result<()> {
             let bin = match &opts.wstap_bin {
                 Some(b) => b.clone(),
                 None => {
-                    setup::run()?;
+                    setup::build_tools()?;
                     build_wstap()?
                 }
             };

@@ -16,16 +16,23 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3-websockets",
     "ethtool",
     "man-db",
+    "python3-yaml",
 ];
 
 /// The bpf-linker release that links with LLVM 22 (the nightly's).
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn run() -> Result<()> {
-    rust_src()?;
-    bpf_linker()?;
+    build_tools()?;
     debian_packages()?;
     Ok(())
+}
+
+/// What building wstap needs (and no more: `cargo xtask install`, say in
+/// a container image, needs no test tools).
+pub fn build_tools() -> Result<()> {
+    rust_src()?;
+    bpf_linker()
 }
 
 /// One line for a step.
