@@ -31,13 +31,15 @@ pub struct Cli {
     pub generate_completions: Option<clap_complete::Shell>,
 
     /// Capture live on this interface (needs root, or CAP_BPF + CAP_NET_ADMIN).
+    /// Repeat for more; `any`: every interface that is up, and those that
+    /// come up during the capture.
     #[arg(
         short = 'i',
         long = "interface",
         value_name = "IFACE",
         conflicts_with = "read"
     )]
-    pub interface: Option<String>,
+    pub interface: Vec<String>,
 
     /// Read a pcap or pcapng file instead of capturing live (`-`: standard
     /// input, e.g. `tcpdump -w - | wstap -r -`).

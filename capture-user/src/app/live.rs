@@ -60,7 +60,7 @@ use capture_common::{tls_dir, tls_event, tls_how, Counter};
 
 /// Runs the capture; returns the exit code (the command's, with
 /// `-- COMMAND`; otherwise 0).
-pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli, ifaces: &[String]) -> anyhow::Result<u8> {
     if cli.verify_checksums {
         anyhow::bail!(
             "--verify-checksums works on capture files (-r) only: live, the tap runs before TCP \
@@ -71,7 +71,7 @@ pub fn run(cli: &Cli, iface: &str) -> anyhow::Result<u8> {
     let filter = Filter::parse(&cli.hosts, &cli.ports)?;
     let selection = selection(cli)?;
     let cfg = TapConfig {
-        iface: iface.to_string(),
+        ifaces: ifaces.to_vec(),
         filter,
         attach: match (cli.attach, cli.xdp_mode) {
             (AttachKind::Tc, _) => Attach::Tc(TcPath::Auto),
@@ -202,6 +202,11 @@ struct Live {
     hooked: Hooked,
     /// TLS records that could not be decoded here (segment modes, workers).
     tls_skipped: u64,
+    /// Several interfaces tapped: copies of one segment seen on a second
+    /// interface (a bridge and its port) are dropped here.
+    dedup: Option<tap::CrossIfaceDedup>,
+    /// Tapped interfaces that went away during the capture.
+    ifaces_gone: u64,
 }
 
 /// The `-w` packet comment naming the processes of a segment's ends, kept
@@ -276,7 +281,46 @@ impl Live {
             stop: None,
             hooked: Hooked::new(Filter::parse(&cli.hosts, &cli.ports)?),
             tls_skipped: 0,
+            dedup: None,
+            ifaces_gone: 0,
         })
+    }
+
+    /// Says what link notifications changed; with no interface left (and
+    /// no `-i any` to bring new ones), ends the capture with the error.
+    fn interfaces_changed(&mut self, changes: Vec<tap::IfaceChange>, tap: &Tap) {
+        for c in changes {
+            match c {
+                tap::IfaceChange::Attached {
+                    name,
+                    description,
+                    stale,
+                } => {
+                    for line in stale {
+                        eprintln!("wstap: {line}");
+                    }
+                    eprintln!("wstap: interface {name} came up: attached ({description})");
+                }
+                tap::IfaceChange::NotAttached { name, why } => {
+                    eprintln!(
+                        "wstap: warning: interface {name} came up but cannot be tapped: {why}"
+                    );
+                }
+                tap::IfaceChange::Gone { name, left } => {
+                    self.ifaces_gone += 1;
+                    if left == 0 && !tap.follows_new_interfaces() {
+                        let e = tap::TapError::InterfaceGone { iface: name };
+                        self.stop.get_or_insert(Stop::Gone(e.into()));
+                    } else {
+                        eprintln!(
+                            "wstap: interface {name} went away (deleted, or moved to another network \
+                             namespace); the capture goes on on {left} other{}",
+                            if left == 1 { "" } else { "s" }
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// One ring record: count it, write it to `-w`, decode or print it.
@@ -351,6 +395,11 @@ impl Live {
         }
         let seg = rec.segment(self.clock_offset_ns);
         self.write_pcap(rec, &seg);
+        if let Some(d) = &mut self.dedup {
+            if d.is_duplicate(&seg) {
+                return; // in -w as captured; decoded once
+            }
+        }
         match &mut self.mode {
             Mode::Decode(d) => {
                 d.push_cut(&seg, lost_after(rec), &mut self.sink);
@@ -511,11 +560,24 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<u8> {
         }
     }
     eprintln!(
-        "listening on {} ({}), ring {} bytes",
-        cfg.iface,
+        "listening on {}, ring {} bytes",
         tap.description(),
         tap.ring_size()
     );
+    // Interfaces coming and going: `-i any` attaches new ones; every
+    // capture hears at once when a tapped one is deleted. Without the
+    // socket, the once-a-second check below still sees deletions.
+    let mut link_watch = match tap::LinkWatch::open() {
+        Ok(w) => Some(w),
+        Err(e) if tap.follows_new_interfaces() => {
+            return Err(anyhow::Error::new(e)
+                .context("-i any: subscribing to link notifications (rtnetlink)"))
+        }
+        Err(_) => None,
+    };
+    if tap.attached_count() > 1 || tap.follows_new_interfaces() {
+        live.dedup = Some(tap::CrossIfaceDedup::default());
+    }
     let mut child = match cli.command.is_empty() {
         true => None,
         false => Some(start_command(cli, &mut tap)?),
@@ -542,11 +604,30 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<u8> {
                 ending = Some(tokio::time::Instant::now() + COMMAND_LINGER);
             }
             _ = tokio::time::sleep_until(ending.unwrap_or_else(tokio::time::Instant::now)), if ending.is_some() => break,
+            evs = next_link_events(&mut link_watch) => {
+                match evs {
+                    Ok(evs) => {
+                        for ev in evs {
+                            let changes = tap.link_event(ev);
+                            live.interfaces_changed(changes, &tap);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("wstap: warning: link notifications failed ({e}); interfaces are checked once a second");
+                        link_watch = None;
+                    }
+                }
+                if live.stop.is_some() {
+                    break;
+                }
+            }
             _ = ticker.tick() => {
-                // A deleted interface takes its links along: nothing more
-                // would arrive, so end with the summary and say why.
-                if let Err(e) = tap.check_interface() {
-                    live.stop = Some(Stop::Gone(e.into()));
+                // A deleted interface takes its links along: with none
+                // left nothing more would arrive, so the capture ends with
+                // the summary and says why.
+                let changes = tap.check_interfaces();
+                live.interfaces_changed(changes, &tap);
+                if live.stop.is_some() {
                     break;
                 }
                 pids.check();
@@ -580,6 +661,16 @@ async fn capture(cli: &Cli, cfg: TapConfig) -> anyhow::Result<u8> {
         exit_code = 1;
     }
     Ok(exit_code)
+}
+
+/// The next link notifications, or never without the socket.
+async fn next_link_events(
+    watch: &mut Option<tap::LinkWatch>,
+) -> std::io::Result<Vec<tap::LinkEvent>> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long after the command ends the capture goes on, for its last
@@ -647,6 +738,14 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
         Some(Stop::Count) | None => None,
     };
     summary(&live.seen, c, unreadable);
+    let duplicates = live.dedup.as_ref().map_or(0, |d| d.duplicates());
+    if duplicates > 0 || live.ifaces_gone > 0 {
+        eprintln!(
+            "wstap: interfaces: {duplicates} segments seen again on a second interface (decoded once), \
+             {} interfaces went away",
+            live.ifaces_gone
+        );
+    }
     if let Some(d) = live.decode_stats() {
         common::print_decode_summary(&d);
     }

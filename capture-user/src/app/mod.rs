@@ -42,8 +42,8 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = output(&cli).and_then(|()| {
         if let Some(path) = cli.read.clone() {
             offline::run(&cli, &path).map(|()| 0)
-        } else if let Some(iface) = cli.interface.clone() {
-            live::run(&cli, &iface)
+        } else if !cli.interface.is_empty() {
+            live::run(&cli, &cli.interface)
         } else if !cli.command.is_empty() {
             Err(anyhow::anyhow!(
                 "-- COMMAND needs -i IFACE: the interface its traffic crosses (lo for peers on this host)"

@@ -51,8 +51,32 @@ pub(super) enum Links {
     Xdp(#[allow(dead_code)] XdpLink),
 }
 
-/// Attaches as `how` says to `iface` (index `index`); returns the links and
-/// a description for the "listening on" line.
+/// Loads the programs `how` attaches, once: each interface then gets links
+/// of its own to the same programs.
+pub(super) fn load_programs(ebpf: &mut Ebpf, how: Attach) -> Result<(), TapError> {
+    let names: &[&'static str] = match how {
+        Attach::Tc(_) => &[
+            capture_common::PROG_TC_INGRESS,
+            capture_common::PROG_TC_EGRESS,
+        ],
+        Attach::Xdp(_) => &[capture_common::PROG_XDP],
+    };
+    for &name in names {
+        let loaded = match how {
+            Attach::Tc(_) => program::<SchedClassifier>(ebpf, name)?.load(),
+            Attach::Xdp(_) => program::<Xdp>(ebpf, name)?.load(),
+        };
+        loaded.map_err(|e| TapError::Program {
+            prog: name,
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Attaches the programs [`load_programs`] loaded as `how` says to `iface`
+/// (index `index`); returns the links and a description for the
+/// "listening on" line.
 pub(super) fn attach(
     ebpf: &mut Ebpf,
     iface: &str,
@@ -99,10 +123,6 @@ fn attach_tc(
     let mut links = Vec::new();
     for (name, at) in dirs {
         let prog: &mut SchedClassifier = program(ebpf, name)?;
-        prog.load().map_err(|e| TapError::Program {
-            prog: name,
-            source: e,
-        })?;
         let what = if at == TcAttachType::Ingress {
             "the TC ingress program"
         } else {
@@ -139,10 +159,6 @@ fn attach_xdp(
 ) -> Result<(Links, &'static str), TapError> {
     let name = capture_common::PROG_XDP;
     let prog: &mut Xdp = program(ebpf, name)?;
-    prog.load().map_err(|e| TapError::Program {
-        prog: name,
-        source: e,
-    })?;
     let flags = match mode {
         XdpAttachMode::Skb => XdpMode::Skb,
         XdpAttachMode::Driver => XdpMode::Driver,

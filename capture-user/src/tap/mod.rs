@@ -17,6 +17,8 @@
 //! since the Unix epoch.
 
 mod attach;
+pub mod dedup;
+pub mod links;
 mod load;
 mod maps;
 mod ring;
@@ -33,6 +35,8 @@ use tokio::io::unix::AsyncFd;
 use crate::filter::Filter;
 
 pub use attach::{if_index, if_name, interfaces, Attach, Interface, TcPath, XdpAttachMode};
+pub use dedup::CrossIfaceDedup;
+pub use links::{LinkEvent, LinkWatch};
 pub use load::check_privileges;
 pub use maps::Counters;
 pub use ring::{
@@ -79,6 +83,8 @@ pub enum TapError {
     MissingMap(&'static str),
     #[error("interface {iface} went away during the capture (deleted, or moved to another network namespace)")]
     InterfaceGone { iface: String },
+    #[error("-i any means every interface: give it alone, not with -i {0}")]
+    AnyWithOthers(String),
     #[error(
         "--pid, --comm and -- COMMAND need the ownership hooks, which cannot attach here: {0}"
     )]
@@ -109,7 +115,9 @@ pub enum TapError {
 /// What to tap and how.
 #[derive(Debug, Clone)]
 pub struct TapConfig {
-    pub iface: String,
+    /// The interfaces (`-i`, repeatable); `["any"]`: every interface that
+    /// is up, and those that come up later ([`Tap::link_event`]).
+    pub ifaces: Vec<String>,
     pub filter: Filter,
     pub attach: Attach,
     /// Requested ring size; rounded up to a power of two of at least a page.
@@ -131,8 +139,11 @@ pub struct Tap {
     _ebpf: Ebpf,
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
-    /// The attachments; `None` once detached.
-    links: Option<attach::Links>,
+    /// The interfaces attached, by index; empty once detached.
+    attached: std::collections::BTreeMap<u32, Attached>,
+    /// `-i any`: interfaces that come up later are attached too.
+    any: bool,
+    attach: Attach,
     /// The ownership hooks; `None` when off, failed, or detached.
     sock_links: Option<sock::SockLinks>,
     /// Why attribution is off although asked for.
@@ -143,13 +154,34 @@ pub struct Tap {
     tls_report: Vec<String>,
     /// Stale netlink filters found and removed before attaching.
     stale_report: Vec<String>,
-    iface: String,
-    index: u32,
     clock_offset_ns: i64,
     ring_size: u32,
-    description: &'static str,
     unreadable: u64,
     log_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// One interface the programs are attached to.
+struct Attached {
+    name: String,
+    /// Keeps the links alive: dropping them detaches.
+    _links: attach::Links,
+    description: &'static str,
+}
+
+/// What a link notification changed (see [`Tap::link_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfaceChange {
+    /// `-i any`: a new interface came up and is now tapped.
+    Attached {
+        name: String,
+        description: &'static str,
+        /// Stale wstap filters removed from it first.
+        stale: Vec<String>,
+    },
+    /// `-i any`: a new interface came up but could not be tapped.
+    NotAttached { name: String, why: String },
+    /// A tapped interface went away; `left` are still tapped.
+    Gone { name: String, left: usize },
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i64 {
@@ -170,7 +202,25 @@ impl Tap {
         if matches!(cfg.attach, Attach::Xdp(_)) {
             stale::require_kernel(stale::MIN_KERNEL_XDP, "XDP with multi-buffer frames")?;
         }
-        let index = if_index(&cfg.iface)?;
+        let any = cfg.ifaces.iter().any(|i| i == "any");
+        if let (true, Some(other)) = (any, cfg.ifaces.iter().find(|i| *i != "any")) {
+            return Err(TapError::AnyWithOthers(other.clone()));
+        }
+        let mut wanted: Vec<(String, u32)> = if any {
+            interfaces()?
+                .into_iter()
+                .filter(|i| i.up)
+                .map(|i| (i.name, i.index))
+                .collect()
+        } else {
+            let mut v = Vec::new();
+            for name in &cfg.ifaces {
+                v.push((name.clone(), if_index(name)?));
+            }
+            v
+        };
+        wanted.sort_by_key(|w| w.1);
+        wanted.dedup_by_key(|w| w.1);
         let ring_size = ring_size_for(cfg.ring_size);
         let mut ebpf = load::load(cfg, ring_size)?;
         let log_task = if cfg.verbose > 0 {
@@ -221,11 +271,14 @@ impl Tap {
                 (Some(l), report)
             }
         };
-        let stale_report = match cfg.attach {
-            Attach::Tc(_) => stale::remove_stale(&cfg.iface)?,
-            Attach::Xdp(_) => Vec::new(),
-        };
-        let (links, description) = attach::attach(&mut ebpf, &cfg.iface, index, cfg.attach)?;
+        attach::load_programs(&mut ebpf, cfg.attach)?;
+        let mut stale_report = Vec::new();
+        let mut attached = std::collections::BTreeMap::new();
+        for (name, index) in wanted {
+            let (a, stale) = attach_one(&mut ebpf, &name, index, cfg.attach)?;
+            stale_report.extend(stale);
+            attached.insert(index, a);
+        }
 
         let ring: RingBuf<MapData> = maps::take(&mut ebpf, capture_common::MAP_RING)?;
         // SAFETY: the ring's fd stays open and unchanged while the AsyncFd owns it.
@@ -238,17 +291,16 @@ impl Tap {
             _ebpf: ebpf,
             ring,
             counters,
-            links: Some(links),
+            attached,
+            any,
+            attach: cfg.attach,
             sock_links,
             owners_off,
             tls_links,
             tls_report,
             stale_report,
-            iface: cfg.iface.clone(),
-            index,
             clock_offset_ns,
             ring_size,
-            description,
             unreadable: 0,
             log_task,
         })
@@ -277,9 +329,102 @@ impl Tap {
         self.tls_links.as_ref().map_or(0, |l| l.hooked.len())
     }
 
-    /// How the tap is attached, e.g. "TC ingress+egress".
-    pub fn description(&self) -> &str {
-        self.description
+    /// Where and how the tap is attached, for the "listening on" line:
+    /// `lo (TC egress only, loopback), eth0 (TC ingress+egress)`.
+    pub fn description(&self) -> String {
+        let each: Vec<String> = self
+            .attached
+            .values()
+            .map(|a| format!("{} ({})", a.name, a.description))
+            .collect();
+        let all = each.join(", ");
+        if self.any {
+            format!("any: {all}; interfaces that come up are added")
+        } else {
+            all
+        }
+    }
+
+    /// Interfaces tapped now.
+    pub fn attached_count(&self) -> usize {
+        self.attached.len()
+    }
+
+    /// `-i any`: interfaces that come up later are tapped too.
+    pub fn follows_new_interfaces(&self) -> bool {
+        self.any
+    }
+
+    /// Applies a link notification: with `-i any`, an interface that is up
+    /// and not tapped yet is attached; a tapped one that is gone is
+    /// forgotten (its links went with it). `Lost` notifications: every
+    /// interface is looked at again.
+    pub fn link_event(&mut self, ev: links::LinkEvent) -> Vec<IfaceChange> {
+        let mut changes = Vec::new();
+        match ev {
+            links::LinkEvent::Exists { index, up } => {
+                if up && self.any && !self.attached.contains_key(&index) {
+                    changes.extend(self.attach_new(index));
+                }
+            }
+            links::LinkEvent::Gone { index } => changes.extend(self.forget(index)),
+            links::LinkEvent::Lost => {
+                changes.extend(self.check_interfaces());
+                if self.any {
+                    let up: Vec<u32> = interfaces()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|i| i.up && !self.attached.contains_key(&i.index))
+                        .map(|i| i.index)
+                        .collect();
+                    for index in up {
+                        changes.extend(self.attach_new(index));
+                    }
+                }
+            }
+        }
+        changes
+    }
+
+    fn attach_new(&mut self, index: u32) -> Option<IfaceChange> {
+        let name = if_name(index)?;
+        Some(
+            match attach_one(&mut self._ebpf, &name, index, self.attach) {
+                Ok((a, stale)) => {
+                    let description = a.description;
+                    self.attached.insert(index, a);
+                    IfaceChange::Attached {
+                        name,
+                        description,
+                        stale,
+                    }
+                }
+                Err(e) => IfaceChange::NotAttached {
+                    name,
+                    why: format!("{:#}", anyhow::Error::new(e)),
+                },
+            },
+        )
+    }
+
+    fn forget(&mut self, index: u32) -> Option<IfaceChange> {
+        let a = self.attached.remove(&index)?;
+        Some(IfaceChange::Gone {
+            name: a.name,
+            left: self.attached.len(),
+        })
+    }
+
+    /// Tapped interfaces that no longer exist under their index (deleted
+    /// while no notification was read), forgotten.
+    pub fn check_interfaces(&mut self) -> Vec<IfaceChange> {
+        let gone: Vec<u32> = self
+            .attached
+            .iter()
+            .filter(|(i, a)| if_name(**i).as_deref() != Some(a.name.as_str()))
+            .map(|(i, _)| *i)
+            .collect();
+        gone.into_iter().filter_map(|i| self.forget(i)).collect()
     }
 
     /// The ring size in bytes actually used.
@@ -296,19 +441,6 @@ impl Tap {
     /// version, or shorter than their header says).
     pub fn unreadable_records(&self) -> u64 {
         self.unreadable
-    }
-
-    /// [`TapError::InterfaceGone`] once the tapped interface no longer
-    /// exists under its index. Its links die with it, so nothing more would
-    /// arrive; the caller ends the capture with the summary.
-    pub fn check_interface(&self) -> Result<(), TapError> {
-        if if_name(self.index).is_some() {
-            Ok(())
-        } else {
-            Err(TapError::InterfaceGone {
-                iface: self.iface.clone(),
-            })
-        }
     }
 
     /// Waits until the ring has records, then hands every available record to
@@ -373,10 +505,33 @@ impl Tap {
     /// readable, so a final [`Tap::drain_now`] and [`Tap::counters`] give
     /// exact totals.
     pub fn detach(&mut self) {
-        self.links = None;
+        self.attached.clear();
         self.tls_links = None;
         self.sock_links = None;
     }
+}
+
+/// Removes stale filters from `name` (TC) and attaches to it; the stale
+/// report lines come back with the attachment.
+fn attach_one(
+    ebpf: &mut Ebpf,
+    name: &str,
+    index: u32,
+    how: Attach,
+) -> Result<(Attached, Vec<String>), TapError> {
+    let stale = match how {
+        Attach::Tc(_) => stale::remove_stale(name)?,
+        Attach::Xdp(_) => Vec::new(),
+    };
+    let (links, description) = attach::attach(ebpf, name, index, how)?;
+    Ok((
+        Attached {
+            name: name.to_string(),
+            _links: links,
+            description,
+        },
+        stale,
+    ))
 }
 
 impl Drop for Tap {
