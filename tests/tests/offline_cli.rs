@@ -1132,3 +1132,49 @@ fn rotation_by_size_and_time_makes_tcpdumps_files_each_readable() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The pipes people type (issue 13): `tcpdump -w - | wstap -r -` decodes
+/// what wstap decodes from the file, and `wstap -w - | tshark -r -` shows
+/// the messages wstap decodes.
+#[test]
+fn tcpdump_and_tshark_pipes_round_trip() {
+    if !tests::require_tool("tcpdump_pipe", "tcpdump")
+        || !tests::require_tool("tshark_pipe", "tshark")
+    {
+        return;
+    }
+    let f = write_capture("pipes.pcap", &conversation(40400, 8080, 5, 300));
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .env("WSTAP", tests::wstap_bin())
+            .env("IN", &f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let direct = String::from_utf8(wstap(&f, &[]).stdout).unwrap();
+    assert!(direct.matches("text").count() >= 5, "{direct}");
+    let piped = sh(r#"tcpdump -r "$IN" -w - 2>/dev/null | "$WSTAP" -r -"#);
+    assert_eq!(piped, direct, "tcpdump -w - | wstap -r -");
+    let shown = sh(
+        r#""$WSTAP" -r "$IN" -w - 2>/dev/null | tshark -r - -Y "websocket.opcode == 1" -T fields -e websocket.payload.text"#,
+    );
+    let ours = common::wstap_json(&f, &[]);
+    let texts: Vec<&str> = common::named(&ours.events, "ws_message")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 5);
+    assert_eq!(
+        shown.lines().collect::<Vec<_>>(),
+        texts,
+        "wstap -w - | tshark -r -"
+    );
+    let _ = std::fs::remove_file(&f);
+}
