@@ -295,6 +295,65 @@ impl Drop for Wstap {
     }
 }
 
+/// Runs one connection per size in `sizes`, to `server_ip:port0+k` in
+/// `server_ns` from `client_ns` ([`run_peers`]): the client sends `size`
+/// bytes, the server `answer(size)` (different each way, so a swapped
+/// direction shows).
+pub fn run_sized(
+    peer: &Path,
+    server_ns: &Netns,
+    client_ns: &Netns,
+    server_ip: &str,
+    port0: u16,
+    sizes: &[usize],
+    answer: fn(usize) -> usize,
+) -> Result<()> {
+    for (k, &size) in sizes.iter().enumerate() {
+        let addr = format!("{server_ip}:{}", port0 as usize + k);
+        run_peers(
+            peer,
+            server_ns,
+            client_ns,
+            &addr,
+            size as u64,
+            answer(size) as u64,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks that `segs` hold every connection [`run_sized`] made, each byte
+/// both ways, from the client's SYN.
+pub fn check_sized(
+    segs: &[SegLine],
+    server_ip: &str,
+    port0: u16,
+    sizes: &[usize],
+    answer: fn(usize) -> usize,
+) -> Result<()> {
+    for (k, &size) in sizes.iter().enumerate() {
+        let server = format!("{server_ip}:{}", port0 as usize + k);
+        let client =
+            client_of(segs, &server).ok_or_else(|| anyhow!("{server}: client SYN not captured"))?;
+        let up = reassemble(segs, &client, &server)?;
+        check_pattern(
+            &format!("{size} bytes client->server"),
+            &up,
+            CLIENT_SEED,
+            size,
+        )?;
+        let down = reassemble(segs, &server, &client)?;
+        let back = answer(size);
+        check_pattern(
+            &format!("{back} bytes server->client"),
+            &down,
+            SERVER_SEED,
+            back,
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs one connection: `tcp_peer server` in `server_ns` on `server_addr`
 /// (e.g. "10.77.0.2:5000" or "[fd77::2]:5000") and `tcp_peer client` in
 /// `client_ns`, each sending its byte count. Returns when both have finished.

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tests::netns::{Netns, VethPair};
-use tests::tap::{check_pattern, client_of, parse_summary, reassemble, run_peers, Wstap};
-use tests::tap::{CLIENT_SEED, SERVER_SEED};
+use tests::tap::{check_sized, parse_summary, run_sized, Wstap};
 
 const PEER: &str = env!("CARGO_BIN_EXE_tcp_peer");
 
@@ -60,31 +59,22 @@ fn tc_netlink_captures_every_byte_and_ctrl_c_removes_its_filters() {
     assert!(tc_filters(&v.b, &v.b_if, "ingress").contains("wstap_ingress"));
     assert!(tc_filters(&v.b, &v.b_if, "egress").contains("wstap_egress"));
     let sizes = [1_000usize, 70_000, 1 << 20];
-    for (k, &size) in sizes.iter().enumerate() {
-        let addr = format!("{}:{}", VethPair::B4, 5100 + k);
-        run_peers(
-            Path::new(PEER),
-            &v.b,
-            &v.a,
-            &addr,
-            size as u64,
-            (size / 3 + 1) as u64,
-        )
-        .unwrap();
-    }
+    run_sized(
+        Path::new(PEER),
+        &v.b,
+        &v.a,
+        VethPair::B4,
+        5100,
+        &sizes,
+        |s| s / 3 + 1,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let out = w.stop().unwrap();
     assert!(out.status.success(), "{}", out.stderr);
     let sum = parse_summary(&out.stderr).unwrap();
     assert_eq!(sum.records_lost, 0, "{}", out.stderr);
-    for (k, &size) in sizes.iter().enumerate() {
-        let server = format!("{}:{}", VethPair::B4, 5100 + k);
-        let client = client_of(&out.segments, &server).expect("client SYN captured");
-        let up = reassemble(&out.segments, &client, &server).unwrap();
-        check_pattern("client->server", &up, CLIENT_SEED, size).unwrap();
-        let down = reassemble(&out.segments, &server, &client).unwrap();
-        check_pattern("server->client", &down, SERVER_SEED, size / 3 + 1).unwrap();
-    }
+    check_sized(&out.segments, VethPair::B4, 5100, &sizes, |s| s / 3 + 1).unwrap();
     for dir in ["ingress", "egress"] {
         let left = tc_filters(&v.b, &v.b_if, dir);
         assert!(

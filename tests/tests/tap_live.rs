@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tests::netns::{Netns, VethPair};
 use tests::tap::{
-    bpf_fds, bpftool_net, check_pattern, client_of, kernel_link_ids, parse_summary, reassemble,
-    run_peers, still_in_kernel, wstap_output, Wstap, CLIENT_SEED, SERVER_SEED,
+    bpf_fds, bpftool_net, check_pattern, check_sized, client_of, kernel_link_ids, parse_summary,
+    reassemble, run_peers, run_sized, still_in_kernel, wstap_output, Wstap, CLIENT_SEED,
+    SERVER_SEED,
 };
 
 const PEER: &str = env!("CARGO_BIN_EXE_tcp_peer");
@@ -33,19 +34,10 @@ fn tap_tc_every_byte_both_ways() {
     }
     let v = VethPair::new().unwrap();
     let w = Wstap::start(&v.b, &["-i", &v.b_if, "--segments", "--hex"]).unwrap();
-    for (k, &size) in SIZES.iter().enumerate() {
-        let addr = format!("{}:{}", VethPair::B4, 5000 + k);
-        // Different sizes each way, so a swapped direction shows.
-        run_peers(
-            peer(),
-            &v.b,
-            &v.a,
-            &addr,
-            size as u64,
-            (size / 2 + 1) as u64,
-        )
-        .unwrap();
-    }
+    run_sized(peer(), &v.b, &v.a, VethPair::B4, 5000, &SIZES, |s| {
+        s / 2 + 1
+    })
+    .unwrap();
     settle();
     let out = w.stop().unwrap();
     assert!(out.status.success(), "wstap failed: {}", out.stderr);
@@ -53,26 +45,7 @@ fn tap_tc_every_byte_both_ways() {
     assert_eq!(sum.records_lost, 0, "{}", out.stderr);
     assert_eq!(sum.cut_short, 0, "{}", out.stderr);
     assert_eq!(sum.segments as usize, out.segments.len());
-    for (k, &size) in SIZES.iter().enumerate() {
-        let server = format!("{}:{}", VethPair::B4, 5000 + k);
-        let client = client_of(&out.segments, &server).expect("client SYN captured");
-        let up = reassemble(&out.segments, &client, &server).unwrap();
-        check_pattern(
-            &format!("{size} bytes client->server"),
-            &up,
-            CLIENT_SEED,
-            size,
-        )
-        .unwrap();
-        let down = reassemble(&out.segments, &server, &client).unwrap();
-        check_pattern(
-            &format!("{size} bytes server->client"),
-            &down,
-            SERVER_SEED,
-            size / 2 + 1,
-        )
-        .unwrap();
-    }
+    check_sized(&out.segments, VethPair::B4, 5000, &SIZES, |s| s / 2 + 1).unwrap();
     // Both directions were seen on the tapped interface.
     assert!(out.segments.iter().any(|s| s.egress) && out.segments.iter().any(|s| !s.egress));
     assert!(out.segments.iter().all(|s| s.iface == v.b_if));

@@ -117,7 +117,6 @@ pub struct PcapNgFiles {
     template: PathBuf,
     rotation: Rotation,
     current: Option<PcapNgSink<BufWriter<File>>>,
-    current_path: PathBuf,
     /// When the current file's period began (ns since the epoch).
     period_start_ns: u64,
     /// The `-C` counter (wraps at `-W N`).
@@ -145,7 +144,6 @@ impl PcapNgFiles {
             template: path.to_path_buf(),
             rotation,
             current: None,
-            current_path: path.to_path_buf(),
             period_start_ns: 0,
             count: 0,
             periods: 0,
@@ -175,8 +173,7 @@ impl PcapNgFiles {
             self.count,
         );
         self.current = Some(PcapNgSink::create(&path)?);
-        self.opened.push(path.clone());
-        self.current_path = path;
+        self.opened.push(path);
         Ok(())
     }
 
@@ -264,9 +261,10 @@ impl PcapNgFiles {
         self.packets_before + self.current.as_ref().map_or(0, |c| c.packets())
     }
 
-    /// The file being written (for messages).
+    /// The file being written (for messages): the last opened, or the
+    /// template before any.
     pub fn current_path(&self) -> &Path {
-        &self.current_path
+        self.opened.last().unwrap_or(&self.template)
     }
 
     /// Where the packets went, for the summary: the file, or "N files

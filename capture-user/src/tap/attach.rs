@@ -220,7 +220,6 @@ pub fn if_name(index: u32) -> Option<String> {
 
 const IFF_UP: u64 = 0x1;
 const IFF_LOOPBACK: u64 = 0x8;
-const IFF_RUNNING: u64 = 0x40;
 
 /// The interface flags (`IFF_*`) of `name`, from sysfs.
 fn if_flags(name: &str) -> Option<u64> {
@@ -259,8 +258,8 @@ impl std::fmt::Display for Interface {
     }
 }
 
-/// sysfs `flags` hold the configured flags; whether the link is running
-/// (IFF_RUNNING as `ip link` shows LOWER_UP) is its carrier.
+/// sysfs `flags` hold the configured flags only (never IFF_RUNNING);
+/// whether the link is running (`ip link`'s LOWER_UP) is its carrier.
 fn has_carrier(name: &str) -> bool {
     std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).is_ok_and(|s| s.trim() == "1")
 }
@@ -279,7 +278,7 @@ pub fn interfaces() -> std::io::Result<Vec<Interface>> {
         all.push(Interface {
             index,
             up: flags & IFF_UP != 0,
-            running: flags & IFF_RUNNING != 0 || has_carrier(&name),
+            running: has_carrier(&name),
             loopback: flags & IFF_LOOPBACK != 0,
             name,
         });

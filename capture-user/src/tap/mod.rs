@@ -274,8 +274,9 @@ impl Tap {
         attach::load_programs(&mut ebpf, cfg.attach)?;
         let mut stale_report = Vec::new();
         let mut attached = std::collections::BTreeMap::new();
+        let other_wstap = stale::another_wstap();
         for (name, index) in wanted {
-            let (a, stale) = attach_one(&mut ebpf, &name, index, cfg.attach)?;
+            let (a, stale) = attach_one(&mut ebpf, &name, index, cfg.attach, other_wstap)?;
             stale_report.extend(stale);
             attached.insert(index, a);
         }
@@ -389,7 +390,13 @@ impl Tap {
     fn attach_new(&mut self, index: u32) -> Option<IfaceChange> {
         let name = if_name(index)?;
         Some(
-            match attach_one(&mut self._ebpf, &name, index, self.attach) {
+            match attach_one(
+                &mut self._ebpf,
+                &name,
+                index,
+                self.attach,
+                stale::another_wstap(),
+            ) {
                 Ok((a, stale)) => {
                     let description = a.description;
                     self.attached.insert(index, a);
@@ -511,16 +518,18 @@ impl Tap {
     }
 }
 
-/// Removes stale filters from `name` (TC) and attaches to it; the stale
-/// report lines come back with the attachment.
+/// Removes stale filters from `name` (TC; none while `other_wstap`, looked
+/// up once by the caller, runs) and attaches to it; the stale report lines
+/// come back with the attachment.
 fn attach_one(
     ebpf: &mut Ebpf,
     name: &str,
     index: u32,
     how: Attach,
+    other_wstap: Option<u32>,
 ) -> Result<(Attached, Vec<String>), TapError> {
     let stale = match how {
-        Attach::Tc(_) => stale::remove_stale(name)?,
+        Attach::Tc(_) => stale::remove_stale(name, other_wstap)?,
         Attach::Xdp(_) => Vec::new(),
     };
     let (links, description) = attach::attach(ebpf, name, index, how)?;

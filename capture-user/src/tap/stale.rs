@@ -55,9 +55,10 @@ pub fn another_wstap() -> Option<u32> {
 
 /// Removes wstap's netlink filters from `iface`; returns one line per
 /// direction where some were found, or a line saying why none was looked
-/// for. Empty when there was nothing to remove.
-pub fn remove_stale(iface: &str) -> Result<Vec<String>, TapError> {
-    if let Some(pid) = another_wstap() {
+/// for. Empty when there was nothing to remove. `other` is
+/// [`another_wstap`], looked up once by the caller for all its interfaces.
+pub fn remove_stale(iface: &str, other: Option<u32>) -> Result<Vec<String>, TapError> {
+    if let Some(pid) = other {
         return Ok(vec![format!(
             "another wstap (pid {pid}) runs in this network namespace: TC filters named {} or {} \
              on {iface} may be its own and are left alone",
@@ -111,7 +112,7 @@ pub fn cleanup_all() -> Result<Vec<String>, TapError> {
     names.sort();
     let mut said = Vec::new();
     for iface in names {
-        said.extend(remove_stale(&iface)?);
+        said.extend(remove_stale(&iface, None)?);
     }
     if said.is_empty() {
         said.push("no stale wstap filters found".into());
