@@ -32,6 +32,8 @@
 //! [`Counter::CutShortSegments`]/[`Counter::CutShortBytes`] and the last
 //! delivered record carries [`REC_CUT_SHORT`].
 
+pub mod expr;
+
 /// Largest payload chunk in one record, in bytes.
 pub const CHUNK_MAX: usize = 16 * 1024;
 /// Most chunks one segment is split into (so at most 1 MiB per segment; GSO
@@ -384,6 +386,13 @@ pub const HOSTS_MAX: u32 = 4096;
 pub const GLOBAL_FILTER_HOSTS: &str = "FILTER_HOSTS";
 /// `u8`, nonzero when the port list is used (empty list = any port).
 pub const GLOBAL_FILTER_PORTS: &str = "FILTER_PORTS";
+/// `u8`, nonzero when a filter expression is loaded in [`MAP_FILTER_EXPR`].
+pub const GLOBAL_FILTER_EXPR: &str = "FILTER_EXPR_ON";
+/// `Array<expr::ExprProgram>` of one entry: the filter expression.
+pub const MAP_FILTER_EXPR: &str = "FILTER_EXPR";
+/// Kernel-private `PerCpuArray<u64>` of one entry: the expression's
+/// truth-value stack (see [`expr::eval`]).
+pub const MAP_EXPR_STACK: &str = "EXPR_STACK";
 
 /// `u64`: the programs ask the kernel to wake the ring's reader only once at
 /// least this many bytes wait in the ring (`BPF_RB_FORCE_WAKEUP`); smaller
@@ -552,4 +561,6 @@ mod user {
     unsafe impl aya::Pod for super::SockRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::EndKey {}
+    // SAFETY: as above (40-byte instructions after an 8-byte head).
+    unsafe impl aya::Pod for super::expr::ExprProgram {}
 }

@@ -1,12 +1,17 @@
 //! The kernel-side filter: a segment passes when the port list (if used)
-//! holds either port and the host list (if used) holds either address.
-//! An empty list is not used at all (the globals say so at load).
+//! holds either port, the host list (if used) holds either address, and
+//! the filter expression (if given) holds. An empty list is not used at all
+//! (the globals say so at load).
 
 use aya_ebpf::maps::lpm_trie::Key;
-use capture_common::{verdict, EndKey, FAMILY_V4};
+use capture_common::{
+    expr::{self, ExprFields},
+    verdict, EndKey, FAMILY_V4,
+};
 
 use crate::maps::{
-    END_VERDICT, FILTER_HOSTS, FILTER_OWNERS, FILTER_PORTS, HOSTS_V4, HOSTS_V6, PORTS,
+    END_VERDICT, EXPR_STACK, FILTER_EXPR, FILTER_EXPR_ON, FILTER_HOSTS, FILTER_OWNERS,
+    FILTER_PORTS, HOSTS_V4, HOSTS_V6, PORTS,
 };
 use crate::parse::Seg;
 
@@ -34,7 +39,29 @@ pub fn pass(seg: &Seg) -> bool {
             return false;
         }
     }
+    if FILTER_EXPR_ON.load() != 0 && !expr_pass(seg) {
+        return false;
+    }
     true
+}
+
+/// The filter expression (`capture_common::expr`), run on the segment's
+/// addresses and ports. A missing map entry cannot happen (an array map);
+/// it fails closed.
+#[inline(always)]
+fn expr_pass(seg: &Seg) -> bool {
+    let (Some(prog), Some(stack)) = (FILTER_EXPR.get(0), EXPR_STACK.get_ptr_mut(0)) else {
+        return false;
+    };
+    let fields = ExprFields {
+        family: seg.family,
+        saddr: &seg.saddr,
+        daddr: &seg.daddr,
+        sport: seg.sport,
+        dport: seg.dport,
+    };
+    // SAFETY: `stack` points into this CPU's map cell.
+    unsafe { expr::eval(prog, &fields, stack) }
 }
 
 /// The owner filter (`--pid`, `--comm`, `-- COMMAND`): false when the

@@ -46,8 +46,7 @@ fn tap<C: Packet + aya_ebpf::EbpfContext>(ctx: &C, direction: u8) {
             return;
         }
     };
-    if seg.payload_len == 0 && seg.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
-    {
+    if seg.payload_len == 0 && seg.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
         return; // a pure ACK: nothing to deliver
     }
     if !filter::pass(&seg) {

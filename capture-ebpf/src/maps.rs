@@ -10,7 +10,7 @@ use aya_ebpf::{
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     Global,
 };
-use capture_common::{Counter, EndKey, Scratch, END_VERDICT_MAX, HOSTS_MAX};
+use capture_common::{expr::ExprProgram, Counter, EndKey, Scratch, END_VERDICT_MAX, HOSTS_MAX};
 
 /// The record ring (`MAP_RING`). Its real size is set by user space at load.
 #[map]
@@ -34,6 +34,15 @@ pub static HOSTS_V6: LpmTrie<[u8; 16], u8> =
 #[map]
 pub static PORTS: Array<u8> = Array::with_max_entries(65536, 0);
 
+/// `MAP_FILTER_EXPR`: the compiled filter expression (one entry).
+#[map]
+pub static FILTER_EXPR: Array<ExprProgram> = Array::with_max_entries(1, 0);
+
+/// `MAP_EXPR_STACK`: the expression's truth-value stack, per CPU (see
+/// `capture_common::expr::eval` for why it lives in a map).
+#[map]
+pub static EXPR_STACK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Kernel-private: the per-CPU buffer a record is assembled in (too big for
 /// the 512-byte stack).
 #[map]
@@ -46,6 +55,9 @@ pub static FILTER_HOSTS: Global<u8> = Global::new(0);
 /// Nonzero: only ports marked in PORTS pass.
 #[no_mangle]
 pub static FILTER_PORTS: Global<u8> = Global::new(0);
+/// `GLOBAL_FILTER_EXPR`: nonzero when FILTER_EXPR holds an expression.
+#[no_mangle]
+pub static FILTER_EXPR_ON: Global<u8> = Global::new(0);
 
 /// `MAP_END_VERDICT`: the owner filter's verdict per connection end,
 /// written by the socket hooks (`sock.rs`) and by user space for

@@ -165,9 +165,7 @@ fn ipv6<P: Packet>(p: &P, off: u32, pkt_len: u32) -> Result<Network, Skip> {
     match next {
         IPPROTO_TCP => {}
         // Still inside the extension headers after the most we follow.
-        IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_FRAGMENT | IPV6_DEST_OPTS => {
-            return Err(Skip::Error)
-        }
+        IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_FRAGMENT | IPV6_DEST_OPTS => return Err(Skip::Error),
         _ => return Err(Skip::NotTcp),
     }
     net.l4 = h;

@@ -23,8 +23,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
-        bpf_ringbuf_output,
-        generated::bpf_probe_read_user as probe_read_user_raw,
+        bpf_ringbuf_output, generated::bpf_probe_read_user as probe_read_user_raw,
     },
     macros::{map, uprobe, uretprobe},
     maps::{LruHashMap, PerCpuArray},
@@ -123,7 +122,11 @@ fn enter(ctx: &ProbeContext, dir: u8, ex: bool) {
     let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
         return;
     };
-    let count_ptr = if ex { ctx.arg::<u64>(3).unwrap_or(0) } else { 0 };
+    let count_ptr = if ex {
+        ctx.arg::<u64>(3).unwrap_or(0)
+    } else {
+        0
+    };
     let recv_before = if dir == tls_dir::READ {
         // SAFETY: a plain u64 value.
         unsafe { LAST_RECV.get(id) }.copied().unwrap_or(0)
@@ -207,7 +210,14 @@ pub fn on_sock_io(sk: u64, send: bool, ret: i32) {
     };
     // SAFETY: this CPU's staging area.
     let scratch = unsafe { &mut *scratch };
-    scratch.header = header(tls_event::TIE, tls_dir::WRITE, tls_how::SEND_AFTER, ssl, sk, id);
+    scratch.header = header(
+        tls_event::TIE,
+        tls_dir::WRITE,
+        tls_how::SEND_AFTER,
+        ssl,
+        sk,
+        id,
+    );
     output(scratch, 0);
 }
 

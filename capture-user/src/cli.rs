@@ -186,6 +186,14 @@ pub struct Cli {
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// A filter expression, as tcpdump's (pcap-filter(7)): `host`, `net`
+    /// (CIDR or `mask`), `port`, `portrange`, `src`/`dst`, `tcp`, `ip`,
+    /// `ip6`, `and`/`&&`, `or`/`||`, `not`/`!`, parentheses; for example
+    /// `port 8080 and not host 10.0.0.5`. Evaluated in the kernel live and
+    /// the same way for -r; combines with --host/--port (all must hold).
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
+
     /// `-- COMMAND [ARGS...]`: run COMMAND (as the user who ran sudo, when
     /// under sudo), capture only its traffic and its children's, end when
     /// it ends and exit with its exit code.
@@ -294,6 +302,12 @@ mod tests {
         assert_eq!(c.pids, [12, 34]);
         assert_eq!(c.comms, ["python3"]);
         assert_eq!(c.command, ["python3", "x.py", "--flag"]);
+        let c = Cli::try_parse_from([
+            "wstap", "-i", "lo", "port", "80", "and", "host", "::1", "--", "curl", "-s",
+        ])
+        .unwrap();
+        assert_eq!(c.expression, ["port", "80", "and", "host", "::1"]);
+        assert_eq!(c.command, ["curl", "-s"]);
         let e = Cli::try_parse_from(["wstap", "-i", "lo", "--comm", "a-very-long-name-indeed"])
             .unwrap_err()
             .to_string();

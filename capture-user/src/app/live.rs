@@ -68,7 +68,7 @@ pub fn run(cli: &Cli, ifaces: &[String]) -> anyhow::Result<u8> {
              packet, not which ones TCP will drop (see README, TCP checksums)"
         );
     }
-    let filter = Filter::parse(&cli.hosts, &cli.ports)?;
+    let filter = Filter::from_cli(cli)?;
     let selection = selection(cli)?;
     let cfg = TapConfig {
         ifaces: ifaces.to_vec(),
@@ -279,7 +279,7 @@ impl Live {
             seen: Seen::default(),
             clock_offset_ns: 0,
             stop: None,
-            hooked: Hooked::new(Filter::parse(&cli.hosts, &cli.ports)?),
+            hooked: Hooked::new(Filter::from_cli(cli)?),
             tls_skipped: 0,
             dedup: None,
             ifaces_gone: 0,

@@ -28,7 +28,7 @@ use crate::source::ChecksumStats;
 /// that `-r` and `-i` produce the same kind of file.
 pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     common::check_workers(cli)?;
-    let filter = Filter::parse(&cli.hosts, &cli.ports)?;
+    let filter = Filter::from_cli(cli)?;
     let stop = on_stop_signal();
     let mut source = match FileSource::open_until(path, Some(stop)) {
         Ok(s) => s,

@@ -326,14 +326,17 @@ impl Hooked {
         } else {
             (ends.local, ends.remote)
         };
+        let sender = if read { ends.remote } else { ends.local };
+        let receiver = if read { ends.local } else { ends.remote };
+        // Sender as source, as a packet of these bytes would have it
+        // (`src port 8080` keeps what the server at 8080 sends).
         if !self
             .filter
-            .matches(client.ip(), client.port(), server.ip(), server.port())
+            .matches(sender.ip(), sender.port(), receiver.ip(), receiver.port())
         {
             self.stats.filtered_bytes += data.len() as u64;
             return;
         }
-        let sender = if read { ends.remote } else { ends.local };
         let side = if sender == client {
             Side::Initiator
         } else {

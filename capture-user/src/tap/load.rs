@@ -53,6 +53,7 @@ pub(super) fn load(cfg: &TapConfig, ring_size: u32) -> Result<Ebpf, TapError> {
     check_privileges()?;
     let hosts_on: u8 = (!cfg.filter.hosts.is_empty()).into();
     let ports_on: u8 = (!cfg.filter.ports.is_empty()).into();
+    let expr_on: u8 = cfg.filter.expr.is_some().into();
     let owners_on: u8 = cfg.selection.is_some().into();
     let tls_on: u8 = cfg.tls.is_some().into();
     let log_level: u8 = match cfg.verbose {
@@ -64,6 +65,7 @@ pub(super) fn load(cfg: &TapConfig, ring_size: u32) -> Result<Ebpf, TapError> {
         .map_max_entries(capture_common::MAP_RING, ring_size)
         .override_global(capture_common::GLOBAL_FILTER_HOSTS, &hosts_on, true)
         .override_global(capture_common::GLOBAL_FILTER_PORTS, &ports_on, true)
+        .override_global(capture_common::GLOBAL_FILTER_EXPR, &expr_on, true)
         .override_global(capture_common::GLOBAL_FILTER_OWNERS, &owners_on, true)
         .override_global(capture_common::GLOBAL_TLS_ON, &tls_on, true)
         .override_global(

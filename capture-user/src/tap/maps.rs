@@ -61,10 +61,17 @@ where
     })
 }
 
-/// Writes the port list and the host prefixes (IPv4 hosts also as
-/// IPv4-mapped IPv6, so dual-stack sockets match).
+/// Writes the port list, the host prefixes (IPv4 hosts also as
+/// IPv4-mapped IPv6, so dual-stack sockets match) and the compiled filter
+/// expression.
 pub(super) fn fill_filter(ebpf: &mut Ebpf, filter: &Filter) -> Result<(), TapError> {
     let map_err = |map: &'static str| move |e| TapError::Map { map, source: e };
+    if let Some(expr) = &filter.expr {
+        let name = capture_common::MAP_FILTER_EXPR;
+        let mut prog: Array<&mut MapData, capture_common::expr::ExprProgram> =
+            Array::try_from(map_mut(ebpf, name)?).map_err(map_err(name))?;
+        prog.set(0, expr.program, 0).map_err(map_err(name))?;
+    }
     {
         let name = capture_common::MAP_PORTS;
         let mut ports: Array<&mut MapData, u8> =

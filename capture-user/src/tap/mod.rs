@@ -553,6 +553,9 @@ impl Drop for Tap {
 }
 
 #[cfg(test)]
+mod expr_kernel_tests;
+
+#[cfg(test)]
 mod tests {
     use super::load::EBPF_OBJECT;
 
@@ -577,6 +580,8 @@ mod tests {
             capture_common::MAP_SELECT_PIDS,
             capture_common::MAP_SELECT_COMMS,
             capture_common::MAP_END_VERDICT,
+            capture_common::MAP_FILTER_EXPR,
+            capture_common::MAP_EXPR_STACK,
             capture_common::MAP_LISTEN_VERDICT,
         ] {
             assert!(obj.maps.contains_key(map), "map {map} not in the object");
@@ -609,6 +614,7 @@ mod tests {
         for global in [
             capture_common::GLOBAL_FILTER_HOSTS,
             capture_common::GLOBAL_FILTER_PORTS,
+            capture_common::GLOBAL_FILTER_EXPR,
             capture_common::GLOBAL_WAKEUP_BYTES,
             capture_common::GLOBAL_FILTER_OWNERS,
         ] {

@@ -1,8 +1,13 @@
-//! Host and port filters, parsed once from the command line. The same filter
-//! is loaded into the kernel's maps (live capture) and applied in user space
-//! (capture files), so both modes select the same traffic.
+//! Host and port filters and the filter expression, parsed once from the
+//! command line. The same filter is loaded into the kernel's maps (live
+//! capture) and applied in user space (capture files), so both modes select
+//! the same traffic.
+
+pub mod expr;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use expr::{Expr, ExprError};
 
 /// Why a `--host` or `--port` value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -13,6 +18,8 @@ pub enum FilterError {
     BadPrefix { value: String, len: u8, max: u8 },
     #[error("--port 0 matches no TCP connection; give a port from 1 to 65535")]
     ZeroPort,
+    #[error(transparent)]
+    Expr(#[from] ExprError),
 }
 
 /// An address prefix such as `10.0.0.0/8` or `::1/128`.
@@ -64,7 +71,7 @@ impl HostPrefix {
     }
 }
 
-fn mask(ip: IpAddr, len: u8) -> IpAddr {
+pub(crate) fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
@@ -87,11 +94,13 @@ fn mask(ip: IpAddr, len: u8) -> IpAddr {
     }
 }
 
-/// Hosts and ports to keep; empty lists mean "any".
+/// Hosts and ports to keep (empty lists mean "any") and the filter
+/// expression; a segment must pass all three.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     pub hosts: Vec<HostPrefix>,
     pub ports: Vec<u16>,
+    pub expr: Option<Expr>,
 }
 
 impl Filter {
@@ -106,10 +115,22 @@ impl Filter {
         Ok(Filter {
             hosts,
             ports: ports.to_vec(),
+            expr: None,
         })
     }
 
-    /// True when a segment between these endpoints passes (either side may match).
+    /// `--host`, `--port` and the positional filter expression (empty: none).
+    pub fn from_cli(cli: &crate::cli::Cli) -> Result<Self, FilterError> {
+        let mut f = Self::parse(&cli.hosts, &cli.ports)?;
+        if !cli.expression.is_empty() {
+            f.expr = Some(Expr::parse(&cli.expression)?);
+        }
+        Ok(f)
+    }
+
+    /// True when a segment from `src`:`sport` to `dst`:`dport` passes (a
+    /// host or port of the lists may be either end; the expression says
+    /// for itself).
     pub fn matches(&self, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> bool {
         let host_ok = self.hosts.is_empty()
             || self
@@ -118,7 +139,12 @@ impl Filter {
                 .any(|h| h.contains(src) || h.contains(dst));
         let port_ok =
             self.ports.is_empty() || self.ports.contains(&sport) || self.ports.contains(&dport);
-        host_ok && port_ok
+        host_ok
+            && port_ok
+            && self
+                .expr
+                .as_ref()
+                .is_none_or(|e| e.matches(src, sport, dst, dport))
     }
 }
 
