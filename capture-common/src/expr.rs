@@ -8,9 +8,9 @@
 //!
 //! Why a small stack machine and not maps of hosts and ports: an expression
 //! mixes `and`, `or` and `not` over primitives freely, which no fixed set of
-//! lookups expresses, and a postfix program needs neither recursion nor a
-//! memory stack: the truth values live in the bits of one `u64` (bit 0 is
-//! the top). A primitive pushes its result; `and`/`or` pop two and push
+//! lookups expresses, and a postfix program needs no recursion and no
+//! indexed stack: the truth values live in the bits of one `u64` (bit 0 is
+//! the top; kept in a per-CPU map cell in the kernel, see [`eval`]). A primitive pushes its result; `and`/`or` pop two and push
 //! one; `not` flips the top.
 
 /// Most instructions in one program (the verifier sees a loop of this many

@@ -60,7 +60,9 @@ fn expr_pass(seg: &Seg) -> bool {
         sport: seg.sport,
         dport: seg.dport,
     };
-    // SAFETY: `stack` points into this CPU's map cell.
+    // SAFETY: `stack` points into this CPU's map cell. TC and XDP share it;
+    // one cannot interrupt the other on a CPU (as with SCRATCH), except on
+    // PREEMPT_RT kernels, where the record scratch has the same exposure.
     unsafe { expr::eval(prog, &fields, stack) }
 }
 

@@ -30,6 +30,13 @@ pub struct Cli {
     #[arg(long, hide = true, exclusive = true, value_name = "SHELL")]
     pub generate_completions: Option<clap_complete::Shell>,
 
+    /// Decrypt TLS with this key log (NSS format, what SSLKEYLOGFILE,
+    /// Python's keylog_filename or Node's --tls-keylog write; repeatable):
+    /// TLS 1.3 and TLS 1.2 with AES-GCM or ChaCha20-Poly1305. Live, the file
+    /// is followed as the application appends to it.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
+
     /// Capture live on this interface (needs root, or CAP_BPF + CAP_NET_ADMIN).
     /// Repeat for more; `any`: every interface that is up, and those that
     /// come up during the capture.

@@ -60,10 +60,33 @@ pub struct Event<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub dir: Direction,
-    /// The bytes were read from a hooked TLS library as plaintext (`--tls`),
-    /// not reassembled from the wire: JSON `"via": "tls"`.
-    pub tls: bool,
+    /// How the bytes were seen: reassembled from the wire, read from a
+    /// hooked TLS library (`--tls`, JSON `"via": "tls"`), or decrypted
+    /// with a key log (`--keylog`, `"via": "keylog"`).
+    pub via: Via,
     pub kind: EventKind<'a>,
+}
+
+/// How an event's bytes were seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Via {
+    #[default]
+    Wire,
+    /// Plaintext from a hooked TLS library.
+    Hooked,
+    /// Decrypted from the wire with a key log.
+    Keylog,
+}
+
+impl Via {
+    /// The JSON `via` value and the text marker; None for the wire.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Via::Wire => None,
+            Via::Hooked => Some("tls"),
+            Via::Keylog => Some("keylog"),
+        }
+    }
 }
 
 /// The kinds of event, nested by the layer that reports them. Each leaf has
@@ -81,6 +104,28 @@ pub enum EventKind<'a> {
     Violation(Violation),
     /// The protocol stack cannot decode this connection further.
     Stack(StackEvent),
+    /// TLS handshakes read in the clear (`proto::tls`).
+    Tls(TlsEvent),
+}
+
+/// What the TLS layer reads of a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsEvent {
+    /// The client's offer.
+    ClientHello {
+        sni: Option<String>,
+        alpn: Vec<String>,
+        /// supported_versions (or the legacy version alone).
+        versions: Vec<u16>,
+        cipher_suites: usize,
+    },
+    /// The server's choice (`retry`: a HelloRetryRequest).
+    ServerHello {
+        version: u16,
+        cipher_suite: u16,
+        alpn: Option<String>,
+        retry: bool,
+    },
 }
 
 /// What the protocol stack says about a connection as a whole.
@@ -99,6 +144,7 @@ pub enum StackEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Tls,
+    Http2,
 }
 
 impl Protocol {
@@ -106,6 +152,7 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Tls => "tls",
+            Protocol::Http2 => "http2",
         }
     }
 }
@@ -267,6 +314,8 @@ impl EventKind<'_> {
             },
             EventKind::Violation(_) => "violation",
             EventKind::Stack(StackEvent::Undecoded { .. }) => "undecoded",
+            EventKind::Tls(TlsEvent::ClientHello { .. }) => "tls_client_hello",
+            EventKind::Tls(TlsEvent::ServerHello { .. }) => "tls_server_hello",
         }
     }
 
@@ -280,6 +329,7 @@ impl EventKind<'_> {
             EventKind::Http(e) => EventKind::Http(e),
             EventKind::Violation(v) => EventKind::Violation(v),
             EventKind::Stack(e) => EventKind::Stack(e),
+            EventKind::Tls(e) => EventKind::Tls(e),
             EventKind::Ws(e) => EventKind::Ws(match e {
                 WsEvent::Open {
                     host,

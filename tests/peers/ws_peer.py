@@ -21,6 +21,13 @@
         MSG = {"type": "text"|"binary", "len": N, "fragments": K,
                "text": STR | "b64": STR}   (payload left out with --no-log-payload)
 
+TLS (wss://): the server with --tls-cert CERT --tls-key KEY; the client with
+--tls (no certificate check) and --keylog FILE (SSLContext.keylog_filename:
+the session secrets, NSS key log format), --tls-max 1.2|1.3 (highest version
+offered) and --ciphers LIST (the TLS 1.2 suites offered, OpenSSL names). The
+TLS 1.3 suites are chosen through OPENSSL_CONF (the stdlib has no
+set_ciphersuites).
+
 Conversations (see CONVERSATIONS): plain, deflate (context takeover),
 deflate-nct (no context takeover both ways), deflate-bits (reduced window
 bits), large (several MiB), bulk (binary messages totalling --size bytes,
@@ -34,6 +41,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import sys
 
 import websockets
@@ -142,9 +150,13 @@ async def run_conversation(name, args):
         kwargs["compression"] = None
     else:
         kwargs["compression"] = conf["compression"]
-    uri = f"ws://{args.host}:{args.port}/{name}"
+    scheme = "ws"
+    if args.tls:
+        scheme = "wss"
+        kwargs["ssl"] = client_tls(args)
+    uri = f"{scheme}://{args.host}:{args.port}/{name}"
     if ":" in args.host:
-        uri = f"ws://[{args.host}]:{args.port}/{name}"
+        uri = f"{scheme}://[{args.host}]:{args.port}/{name}"
     log = {"name": name, "compression": conf["compression"], "sent": [], "received": [],
            "pings": []}
     lp = not args.no_log_payload
@@ -174,6 +186,19 @@ async def run_conversation(name, args):
     return log
 
 
+def client_tls(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if args.keylog:
+        ctx.keylog_filename = args.keylog
+    if args.tls_max:
+        ctx.maximum_version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[args.tls_max]
+    if args.ciphers:
+        ctx.set_ciphers(args.ciphers)
+    return ctx
+
+
 async def client(args):
     if args.wait_for:
         while not os.path.exists(args.wait_for):
@@ -199,6 +224,10 @@ async def server(args):
     kwargs = {"max_size": MAX, "ping_interval": None, "max_queue": None}
     if args.no_compression:
         kwargs["compression"] = None
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        kwargs["ssl"] = ctx
     async with websockets.serve(echo, args.host, args.port, **kwargs):
         if args.ready:
             with open(args.ready, "w") as f:
@@ -220,6 +249,12 @@ def main():
     p.add_argument("--count", type=int, default=10000, help="client, small: number of messages")
     p.add_argument("--size", type=int, default=100 << 20, help="client, bulk: total bytes")
     p.add_argument("--wait-for", help="client: wait until this file exists before connecting")
+    p.add_argument("--tls", action="store_true", help="client: wss://")
+    p.add_argument("--tls-cert", help="server: certificate (PEM); serve wss://")
+    p.add_argument("--tls-key", help="server: private key (PEM)")
+    p.add_argument("--keylog", help="client: write the TLS secrets here")
+    p.add_argument("--tls-max", choices=["1.2", "1.3"], help="client: highest TLS version")
+    p.add_argument("--ciphers", help="client: TLS 1.2 cipher suites (OpenSSL names)")
     p.add_argument("--exit-code", type=int, default=0, help="client: exit with this code when done")
     args = p.parse_args()
     if args.mode == "client" and not args.log:

@@ -36,3 +36,22 @@ pub fn python_or_skip(test: &str) -> Option<PathBuf> {
     }
     py
 }
+
+/// A self-signed certificate and its key (PEM) in `dir`, for the wss://
+/// servers: `(cert, key)`.
+pub fn self_signed_cert(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=wstap-test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl req");
+    assert!(st.success(), "openssl req failed");
+    (cert, key)
+}

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -48,26 +47,6 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-/// wstap's data messages, pings and pongs.
-fn wstap_messages(events: &[Value]) -> ByDir {
-    let mut by: ByDir = BTreeMap::new();
-    for e in events {
-        let kind = match e["event"].as_str() {
-            Some("ws_message") => e["opcode"].as_str().unwrap().to_string(),
-            Some("ws_ping") => "ping".into(),
-            Some("ws_pong") => "pong".into(),
-            _ => continue,
-        };
-        let key = format!(
-            "{} -> {}",
-            e["src"].as_str().unwrap(),
-            e["dst"].as_str().unwrap()
-        );
-        by.entry(key).or_default().push((kind, common::payload(e)));
-    }
-    by
 }
 
 fn short(by: &ByDir) -> String {
@@ -107,7 +86,7 @@ fn corpus_matches_tshark() {
             .to_string_lossy()
             .into_owned();
         let run = common::wstap_json(&file, &[]);
-        let ours = wstap_messages(&run.events);
+        let ours = tests::tshark::wstap_messages(&run.events);
         if let Some(why) = tshark_is_wrong(&name) {
             eprintln!("{name}: not compared with tshark ({why})");
             continue;

@@ -137,7 +137,7 @@ fn expressions_select_live_and_offline_as_tcpdump_and_tshark_would() {
     let all = dir.join("all.pcap");
     let mut td = ns
         .command("tcpdump")
-        .args(["-i", "lo", "--immediate-mode", "-U", "-w"])
+        .args(["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-w"])
         .arg(&all)
         .stderr(Stdio::piped())
         .spawn()

@@ -13,8 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -29,24 +28,6 @@ fn wss_peer() -> std::path::PathBuf {
 /// (client port, direction) → the messages' (length, text).
 type PerConn = HashMap<(u16, String), Vec<(u64, Option<String>)>>;
 
-/// A self-signed certificate and its key in `dir`.
-fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let st = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=wstap-test", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl req");
-    assert!(st.success(), "openssl req failed");
-    (cert, key)
-}
-
 /// Starts `wss_peer.py MODE CERT KEY B4 PORT [EXTRA] READY` in `ns` and
 /// waits until it listens.
 fn start_server(
@@ -57,7 +38,7 @@ fn start_server(
     port: &str,
     extra: &[&str],
 ) -> Reaper {
-    let (cert, key) = make_cert(dir);
+    let (cert, key) = tests::peers::self_signed_cert(dir);
     let ready = dir.join(format!("{mode}-ready"));
     let server = Reaper(
         ns.command(py)

@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,6 @@ use serde_json::Value;
 use tests::netns::{Netns, VethPair};
 use tests::peers::{peer_script, python_or_skip, Reaper};
 use tests::tap::{parse_summary, Summary, Wstap, WstapOutput};
-use tests::tshark::Msg;
 
 const PORT: &str = "8765";
 
@@ -96,81 +95,6 @@ fn stop(w: Wstap) -> (Summary, Vec<Value>, String) {
     (sum, events, out.stderr)
 }
 
-/// wstap's data messages, pings and pongs per direction, each with whether
-/// tshark 4.0 can show its payload right (see [`tshark_can_show`]).
-fn wstap_messages(events: &[Value]) -> BTreeMap<String, Vec<(Msg, Option<usize>)>> {
-    let mut by: BTreeMap<String, Vec<(Msg, Option<usize>)>> = BTreeMap::new();
-    for e in events {
-        let kind = match e["event"].as_str() {
-            Some("ws_message") => e["opcode"].as_str().unwrap().to_string(),
-            Some("ws_ping") => "ping".into(),
-            Some("ws_pong") => "pong".into(),
-            _ => continue,
-        };
-        let key = format!(
-            "{} -> {}",
-            e["src"].as_str().unwrap(),
-            e["dst"].as_str().unwrap()
-        );
-        let shown = tshark_can_show(e);
-        by.entry(key)
-            .or_default()
-            .push(((kind, common::payload(e)), shown));
-    }
-    by
-}
-
-/// How many payload bytes tshark 4.0 shows right, if any. It leaves
-/// compressed binary messages compressed, inflates fragmented compressed
-/// text frame by frame (garbage), does not join binary fragments when the
-/// last one is empty (as `websockets` sends them), and unmasks at most
-/// 256 KiB of a message (`MAX_UNMASKED_LEN`).
-fn tshark_can_show(e: &Value) -> Option<usize> {
-    if e["event"] != "ws_message" {
-        return Some(usize::MAX);
-    }
-    if e["compressed"] == true || e["fragments"].as_u64().unwrap_or(1) > 1 {
-        return None;
-    }
-    if e["dir"] == "client_to_server" {
-        return Some(256 * 1024);
-    }
-    Some(usize::MAX)
-}
-
-/// Compares wstap's messages with tshark's: the same number and kinds per
-/// direction, and the same payload wherever tshark can show it. Returns
-/// how many payloads were compared.
-fn compare_with_tshark(events: &[Value], file: &Path) -> usize {
-    let ours = wstap_messages(events);
-    // Two CPUs can put chunks of back-to-back segments into the ring out of
-    // order; tshark 4.0 drops such data from reassembly unless told to
-    // reorder (wstap's flow reassembly always does).
-    let theirs = tests::tshark::messages(file, &["-o", "tcp.reassemble_out_of_order:TRUE"]);
-    let keys: HashSet<&String> = ours.keys().chain(theirs.keys()).collect();
-    let mut compared = 0;
-    for k in keys {
-        let (o, t) = (
-            ours.get(k).map_or(&[][..], |v| v),
-            theirs.get(k).map_or(&[][..], |v| v),
-        );
-        assert_eq!(o.len(), t.len(), "{k}: wstap and tshark message counts");
-        for (i, (((kind, payload), shown), (tkind, tpayload))) in o.iter().zip(t).enumerate() {
-            assert_eq!(kind, tkind, "{k} #{i}: kind");
-            if let Some(max) = shown {
-                let want = &payload[..payload.len().min(*max)];
-                assert!(
-                    want == &tpayload[..],
-                    "{k} #{i} ({kind}, {} bytes): payload",
-                    payload.len()
-                );
-                compared += 1;
-            }
-        }
-    }
-    compared
-}
-
 /// Reading the `-w` file back must give exactly the live events (the file
 /// keeps nanosecond timestamps), and tshark must see the same messages.
 fn check_pcapng(file: &Path, live: &[Value]) {
@@ -202,7 +126,7 @@ fn check_pcapng(file: &Path, live: &[Value]) {
         );
     }
     if tests::require_tool("live pcapng vs tshark", "tshark") {
-        let n = compare_with_tshark(live, file);
+        let n = tests::tshark::compare(live, file, &[]);
         eprintln!("tshark: same messages; {n} payloads compared");
     }
 }

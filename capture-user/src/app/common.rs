@@ -10,6 +10,7 @@ use std::io::Write;
 
 use crate::cli::{Cli, Format};
 use crate::event::{Event, EventKind, EventSink};
+use crate::proto::tls::KeyLog;
 use crate::proto::ProtoConfig;
 use crate::registry::{DecodeConfig, DecodeStats};
 use crate::sink::json::JsonSink;
@@ -47,11 +48,42 @@ pub fn output_on<W: Write + 'static>(
 }
 
 /// Decoder limits from the command line; the rest keeps its defaults.
+/// The key logs of `--keylog`, opened once per run and shared by every
+/// decoder (and fed by pcapng Decryption Secrets Blocks).
+static KEYLOG: std::sync::OnceLock<Option<Arc<KeyLog>>> = std::sync::OnceLock::new();
+
+/// Opens `--keylog` (each file must be readable now); the first call wins.
+pub fn open_keylog(cli: &Cli) -> anyhow::Result<()> {
+    if KEYLOG.get().is_some() {
+        return Ok(());
+    }
+    let log = if cli.keylog.is_empty() {
+        None
+    } else {
+        Some(Arc::new(KeyLog::open(&cli.keylog)?))
+    };
+    let _ = KEYLOG.set(log);
+    Ok(())
+}
+
+/// The key log, if `--keylog` was given.
+pub fn keylog() -> Option<Arc<KeyLog>> {
+    KEYLOG.get().cloned().flatten()
+}
+
+/// The key log's summary line, when one was given.
+pub fn print_keylog_summary() {
+    if let Some(k) = keylog() {
+        eprintln!("{}", k.summary());
+    }
+}
+
 pub fn decode_config(cli: &Cli) -> DecodeConfig {
     DecodeConfig {
         proto: ProtoConfig {
             max_message: cli.max_message,
             max_inflated: cli.max_inflated,
+            keylog: keylog(),
         },
         max_memory: cli.max_memory,
         verify_checksums: cli.verify_checksums,

@@ -69,6 +69,7 @@ pub fn run(cli: &Cli, ifaces: &[String]) -> anyhow::Result<u8> {
         );
     }
     let filter = Filter::from_cli(cli)?;
+    common::open_keylog(cli)?;
     let selection = selection(cli)?;
     let cfg = TapConfig {
         ifaces: ifaces.to_vec(),
@@ -749,6 +750,7 @@ fn report(mut live: Live, c: &Counters, unreadable: u64) -> anyhow::Result<()> {
     if let Some(d) = live.decode_stats() {
         common::print_decode_summary(&d);
     }
+    common::print_keylog_summary();
     if let Some(o) = &live.owners {
         eprintln!(
             "wstap: {} connection ends attributed to processes, {} owners evicted (table full)",

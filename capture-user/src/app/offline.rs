@@ -29,6 +29,7 @@ use crate::source::ChecksumStats;
 pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
     common::check_workers(cli)?;
     let filter = Filter::from_cli(cli)?;
+    common::open_keylog(cli)?;
     let stop = on_stop_signal();
     let mut source = match FileSource::open_until(path, Some(stop)) {
         Ok(s) => s,
@@ -119,6 +120,7 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
             decoded.checksum = seg_checksums;
         }
         summary(source.stats(), filtered, &decoded, cli);
+        common::print_keylog_summary();
         if source.stats().interrupted {
             interrupted(path, source.stats());
         }

@@ -13,8 +13,11 @@
 //! precedence and group left to right (`a or b and c` is `(a or b) and c`).
 //! A primitive is `[tcp|ip|ip6] [src|dst|src or dst|src and dst]
 //! [host|net|port|portrange] ID`; a bare ID repeats the qualifiers of the
-//! primitive before it (`port 80 or 443`), or means `host ID` when there is
-//! none. Whatever else pcap-filter(7) knows (`udp`, `ether`, `vlan`,
+//! primitive before it (`port 80 or 443`; after a parenthesised group,
+//! those from before the group), or means `host ID` when there is none (an
+//! extension: libpcap wants a qualifier there). Also beyond libpcap: the
+//! short `net 10/8`. A value that only looks numeric (`host 10.1`) is
+//! refused rather than read the way the system resolver would. Whatever else pcap-filter(7) knows (`udp`, `ether`, `vlan`,
 //! `tcp[13]`, `greater`, …) is refused with the token pointed at: wstap
 //! never evaluates a narrower or wider filter than the one typed.
 
@@ -42,7 +45,11 @@ impl ExprError {
         let col = text[..at.min(text.len())].chars().count();
         ExprError {
             why: why.into(),
-            text: text.to_string(),
+            // Tabs and newlines inside a word would shift the caret.
+            text: text
+                .chars()
+                .map(|c| if c.is_whitespace() { ' ' } else { c })
+                .collect(),
             at,
             caret: format!("{}{}", " ".repeat(col), "^".repeat(len.max(1))),
         }
@@ -112,7 +119,9 @@ fn family_of(ip: IpAddr) -> u8 {
 impl Node {
     /// The reference meaning: true when a segment from `src`:`sport` to
     /// `dst`:`dport` passes. Addresses are taken as they are on the wire
-    /// (an IPv4-mapped IPv6 address is IPv6).
+    /// (an IPv4-mapped IPv6 address is IPv6), both of one family, as in
+    /// every packet (the kernel checks the packet's family once, this
+    /// checks each address).
     pub fn eval(&self, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> bool {
         match self {
             Node::True => true,
@@ -260,6 +269,9 @@ impl Expr {
             tokens,
             pos: 0,
             last: None,
+            after_proto: None,
+            depth: 0,
+            steps: 0,
         };
         let tree = p.expr()?;
         if let Some(t) = p.peek() {
@@ -321,7 +333,8 @@ fn lex(text: &str) -> Result<Vec<Token<'_>>, ExprError> {
         } else {
             let len = text[i..].chars().next().map_or(1, char::len_utf8);
             let why = match c {
-                b'[' => "byte offsets (`tcp[13]`) are not supported: wstap filters on hosts, networks and ports".to_string(),
+                b'[' if i > 0 && b[i - 1].is_ascii_alphanumeric() => "byte offsets (`tcp[13]`) are not supported: wstap filters on hosts, networks and ports".to_string(),
+                b'[' | b']' => "brackets are not pcap syntax: write an IPv6 address without them".to_string(),
                 b'=' | b'<' | b'>' | b'&' | b'|' | b'!' => {
                     "comparisons and bit operations are not supported: wstap filters on hosts, networks and ports".to_string()
                 }
@@ -359,25 +372,36 @@ struct Parser<'a> {
     pos: usize,
     /// The qualifiers of the last primitive (for `port 80 or 443`).
     last: Option<Quals>,
+    /// The last primitive was a protocol alone (`tcp`): a bare value after
+    /// it has no qualifiers to repeat, and libpcap refuses it.
+    after_proto: Option<&'a str>,
+    /// Nesting of `not` and `(` so far, and steps of the program so far:
+    /// both bounded while parsing, so that no input recurses deeply or
+    /// resolves names for an expression refused anyway.
+    depth: usize,
+    steps: usize,
 }
 
 /// pcap-filter(7) words wstap does not evaluate, and why.
 fn unsupported(word: &str) -> Option<&'static str> {
     Some(match word {
-        "udp" | "icmp" | "icmp6" | "igmp" | "igmpv3" | "sctp" | "pim" | "vrrp" | "carp" | "ah"
+        "udp" | "icmp" | "icmp6" | "igmp" | "igmpv3" | "igrp" | "sctp" | "pim" | "vrrp" | "carp" | "ah"
         | "esp" | "arp" | "rarp" | "atalk" | "aarp" | "decnet" | "iso" | "stp" | "ipx"
         | "netbeui" | "lat" | "moprc" | "mopdl" | "clnp" | "esis" | "isis" | "l1" | "l2"
         | "iih" | "lsp" | "snp" | "csnp" | "psnp" => {
             "wstap captures TCP only, so this protocol can never match; leave it out"
         }
         "ether" | "fddi" | "tr" | "wlan" | "ppp" | "slip" | "link" | "llc" | "vlan" | "mpls"
-        | "pppoed" | "pppoes" | "geneve" | "vxlan" | "atm" | "lane" | "oamf4" | "oamf4s"
-        | "oamf4e" | "metac" | "bcc" | "sc" | "ilmic" | "connectmsg" | "metaconnect" => {
+        | "pppoed" | "pppoes" | "geneve" | "vxlan" | "atm" | "lane" | "oamf4" | "oamf4sc"
+        | "oamf4ec" | "oam" | "vpi" | "vci" | "metac" | "bcc" | "sc" | "ilmic" | "connectmsg"
+        | "metaconnect" | "radio" | "sca" | "batadv" | "fisu" | "lssu" | "msu" | "hfisu" | "hlssu"
+        | "hmsu" | "sio" | "opc" | "dpc" | "sls" | "hsio" | "hopc" | "hdpc" | "hsls" | "es-is"
+        | "is-is" => {
             "link-layer and encapsulation primitives are not supported: wstap filters on hosts, networks and ports"
         }
         "gateway" | "broadcast" | "multicast" | "less" | "greater" | "len" | "proto" | "protochain"
         | "inbound" | "outbound" | "ifname" | "on" | "rnr" | "rulenum" | "reason" | "rset"
-        | "ruleset" | "srnr" | "subrulenum" | "action" | "type" | "subtype" | "addr1"
+        | "ruleset" | "srnr" | "subrulenum" | "action" | "type" | "subtype" | "length" | "ifindex" | "addr1"
         | "addr2" | "addr3" | "addr4" | "ra" | "ta" | "dir" | "byte" | "tcpflags" => {
             "this primitive is not supported: wstap filters on host, net, port, portrange, src, dst, tcp, ip and ip6"
         }
@@ -432,6 +456,18 @@ impl<'a> Parser<'a> {
         ExprError::new(self.text, self.text.len(), 1, why)
     }
 
+    /// Counts `n` more program steps at `t`; refuses past [`EXPR_MAX`].
+    fn step(&mut self, t: Token, n: usize) -> Result<(), ExprError> {
+        self.steps += n;
+        if self.steps > EXPR_MAX {
+            return Err(self.error_at(
+                t,
+                format!("too long: the kernel runs at most {EXPR_MAX} steps (each primitive, address of a name, and, or and not is one); this is past it"),
+            ));
+        }
+        Ok(())
+    }
+
     /// `term (and|or term)*`, left to right.
     fn expr(&mut self) -> Result<Node, ExprError> {
         let mut left = self.term()?;
@@ -441,6 +477,7 @@ impl<'a> Parser<'a> {
                 "or" | "||" => false,
                 _ => break,
             };
+            self.step(t, 1)?;
             self.pos += 1;
             let right = self.term()?;
             left = if and {
@@ -458,16 +495,36 @@ impl<'a> Parser<'a> {
                 self.error_at_end("unexpected end: a primitive (host, net, port, …) is missing")
             );
         };
+        if matches!(t.s, "not" | "!" | "(") {
+            self.depth += 1;
+            if self.depth > EXPR_MAX {
+                return Err(self.error_at(
+                    t,
+                    format!("nested too deep (more than {EXPR_MAX} levels of not and parentheses)"),
+                ));
+            }
+        }
         match t.s {
             "not" | "!" => {
+                self.step(t, 1)?;
                 self.pos += 1;
-                Ok(Node::Not(Box::new(self.term()?)))
+                let inner = self.term()?;
+                self.depth -= 1;
+                Ok(Node::Not(Box::new(inner)))
             }
             "(" => {
                 self.pos += 1;
+                // After the group, a bare value repeats the qualifiers from
+                // before it (libpcap's `paren expr ')'` rule).
+                let (last, after_proto) = (self.last, self.after_proto);
                 let inner = self.expr()?;
+                self.depth -= 1;
                 match self.next() {
-                    Some(c) if c.s == ")" => Ok(inner),
+                    Some(c) if c.s == ")" => {
+                        self.last = last;
+                        self.after_proto = after_proto;
+                        Ok(inner)
+                    }
                     Some(other) => {
                         Err(self.error_at(other, format!("expected `)` before `{}`", other.s)))
                     }
@@ -527,14 +584,40 @@ impl<'a> Parser<'a> {
         }
         // A protocol alone (`tcp`, `ip6`) is a whole primitive.
         let id_follows = self.peek().is_some_and(|t| !is_keyword(t.s));
-        if proto.is_some() && dir.is_none() && kind.is_none() && !id_follows {
+        self.step(first, 1)?;
+        if proto.is_some() && dir.is_none() && kind.is_none() {
+            if id_follows {
+                let t = self.peek().expect("an ID follows");
+                return Err(self.error_at(
+                    t,
+                    format!("expected host, net, port or portrange after `{}`", first.s),
+                ));
+            }
+            self.after_proto = Some(first.s);
             return Ok(match proto {
                 Some(0) => Node::True,
                 Some(f) => Node::Family(f),
                 None => unreachable!(),
             });
         }
-        let quals = if proto.is_none() && dir.is_none() && kind.is_none() {
+        if matches!(proto, Some(FAMILY_V4 | FAMILY_V6))
+            && matches!(kind, Some(Kind::Port | Kind::PortRange))
+        {
+            return Err(self.error_at(
+                first,
+                format!("`{} port` is not a valid qualifier pair (libpcap refuses it too): write `{} and port N`", first.s, first.s),
+            ));
+        }
+        let bare = proto.is_none() && dir.is_none() && kind.is_none();
+        if bare {
+            if let Some(p) = self.after_proto {
+                return Err(self.error_at(
+                    first,
+                    format!("a bare value after `{p}` has no qualifiers to repeat: write host, net or port before it"),
+                ));
+            }
+        }
+        let quals = if bare {
             // A bare ID: the qualifiers of the primitive before, or host.
             self.last.unwrap_or(Quals {
                 proto: None,
@@ -566,6 +649,7 @@ impl<'a> Parser<'a> {
         }
         let node = self.value(&quals, id)?;
         self.last = Some(quals);
+        self.after_proto = None;
         Ok(match quals.proto {
             Some(f) if f != 0 => Node::And(Box::new(Node::Family(f)), Box::new(node)),
             _ => node,
@@ -618,7 +702,7 @@ impl<'a> Parser<'a> {
                         self.error_at(id, "portrange needs LOW-HIGH, for example 8000-8100")
                     );
                 };
-                let lo = self.port_str(a, id)?;
+                let lo = if a == "0" { 0 } else { self.port_str(a, id)? };
                 let hi = self.port_str(b, id)?;
                 if lo > hi {
                     return Err(self.error_at(
@@ -637,6 +721,14 @@ impl<'a> Parser<'a> {
                 }
                 let addrs = match id.s.parse::<IpAddr>() {
                     Ok(a) => vec![a],
+                    Err(_) if looks_numeric(id.s) => {
+                        // The resolver would read `10.1` as 10.0.0.1 and
+                        // `010.0.0.1` as octal; libpcap means neither.
+                        return Err(self.error_at(
+                            id,
+                            format!("`{}` is not a full address: give all four numbers, or write net {} for a network", id.s, id.s),
+                        ));
+                    }
                     Err(_) => self.resolve(id)?,
                 };
                 let mut nodes = Vec::new();
@@ -648,6 +740,9 @@ impl<'a> Parser<'a> {
                     }
                     let prefix = HostPrefix::parse(&a.to_string()).expect("an address parses");
                     nodes.push(Node::Net { dir: q.dir, prefix });
+                }
+                if nodes.len() > 1 {
+                    self.step(id, 2 * (nodes.len() - 1))?;
                 }
                 let mut it = nodes.into_iter();
                 let Some(first) = it.next() else {
@@ -779,6 +874,15 @@ impl<'a> Parser<'a> {
         }
         Ok(p)
     }
+}
+
+/// Digits and dots only, or a hex number: what the system resolver would
+/// read as an address in forms libpcap does not mean.
+fn looks_numeric(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        || s.strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.'))
 }
 
 /// `10` → `10.0.0.0`, `10.1` → `10.1.0.0`; None unless one to four numbers.

@@ -122,7 +122,8 @@ impl Filter {
     /// `--host`, `--port` and the positional filter expression (empty: none).
     pub fn from_cli(cli: &crate::cli::Cli) -> Result<Self, FilterError> {
         let mut f = Self::parse(&cli.hosts, &cli.ports)?;
-        if !cli.expression.is_empty() {
+        // An empty expression (`wstap -r f ''`) keeps everything, as in tcpdump.
+        if cli.expression.iter().any(|w| !w.trim().is_empty()) {
             f.expr = Some(Expr::parse(&cli.expression)?);
         }
         Ok(f)

@@ -23,6 +23,7 @@
 pub mod detect;
 pub mod http;
 pub mod stack;
+pub mod tls;
 pub mod websocket;
 
 use crate::event::EventKind;
@@ -30,13 +31,17 @@ pub use crate::side::{PerSide, Role, RoleFact, Side};
 pub use stack::Stack;
 pub use websocket::FrameError;
 
-/// Caps that keep decoding memory bounded (defaults 16 MiB each).
+/// Caps that keep decoding memory bounded (defaults 16 MiB each), and the
+/// key log TLS connections are decrypted with.
 #[derive(Debug, Clone)]
 pub struct ProtoConfig {
     /// Largest message (sum of its frame payloads) kept; longer is truncated.
     pub max_message: usize,
     /// Largest inflated message kept (decompression-bomb guard).
     pub max_inflated: usize,
+    /// `--keylog` (and secrets from the capture file), shared by every
+    /// connection.
+    pub keylog: Option<std::sync::Arc<tls::KeyLog>>,
 }
 
 impl Default for ProtoConfig {
@@ -44,6 +49,7 @@ impl Default for ProtoConfig {
         ProtoConfig {
             max_message: 16 << 20,
             max_inflated: 16 << 20,
+            keylog: None,
         }
     }
 }
@@ -53,6 +59,9 @@ impl Default for ProtoConfig {
 #[derive(Debug, Clone)]
 pub enum Emit<'a> {
     Event(Side, EventKind<'a>),
+    /// An event of plaintext the TLS layer decrypted with a key log
+    /// (`via: keylog`).
+    Decrypted(Side, EventKind<'a>),
     Role(RoleFact),
     /// This many bytes of `side` were consumed without being decoded (no
     /// framing found, a protocol that is not decoded, a message dropped

@@ -4,8 +4,9 @@
 //! A side starts in detection; its first bytes choose its route:
 //! - an HTTP request or response: the [`Http`] layer, which hands the bytes
 //!   after a 101 up to the [`WebSocket`] layer;
-//! - a TLS record: nothing (until a TLS layer exists), said once per
-//!   connection with an `undecoded` event;
+//! - a TLS record: the [`Tls`] layer, which reads the hellos and, with a
+//!   key log, decrypts; its plaintext goes through the same routes again
+//!   (detection, HTTP, WebSocket), its events marked as decrypted;
 //! - anything else (frames picked up mid-stream, garbage): the WebSocket
 //!   layer directly, hunting for frame boundaries (it reports once, and
 //!   gives up, when there are none).
@@ -15,13 +16,15 @@
 //! reaches the next layer called in the same call; every fact is also
 //! passed out, for the connection to keep.
 
+use std::cell::Cell;
 use std::mem;
+use std::sync::Arc;
 
 use super::detect::{self, Class, PROBE};
 use super::http::{Http, HttpOut};
+use super::tls::{KeyLog, Tls, TlsOut};
 use super::websocket::{Start, WebSocket};
 use super::{Cx, Emit, Layer, PerSide, ProtoConfig, Role, RoleFact, Side};
-use crate::event::{EventKind, Protocol, StackEvent};
 
 /// Where a side's bytes go.
 enum Route {
@@ -35,20 +38,23 @@ enum Route {
     Ignore,
 }
 
-/// The layers of one connection.
+/// The layers of one connection: TLS (when a side's bytes are TLS
+/// records) under the plaintext routes.
 pub struct Stack {
+    layers: Layers,
+    /// The TLS layer, made when a side's first bytes are a TLS record.
+    tls: Option<Box<Tls>>,
+    /// Sides whose bytes go through [`Tls`] first.
+    encrypted: PerSide<bool>,
+    keylog: Option<Arc<KeyLog>>,
+}
+
+/// The plaintext layers and their routes.
+struct Layers {
     routes: PerSide<Route>,
     http: Http,
     ws: WebSocket,
-    /// "Not decoded" was said for this connection (once is enough).
-    undecoded_reported: bool,
 }
-
-/// Why a TLS side is skipped (until a TLS layer can decrypt it). Live with
-/// `--tls` the same connection's plaintext may come from the hooks as
-/// events of their own (`via: tls`): the reason points there.
-const TLS_REASON: &str = "encrypted: TLS records are not decrypted (no key); bytes skipped \
-     (live with --tls, the plaintext of a process using a hooked OpenSSL comes as events via tls)";
 
 /// What [`Stack`] calls need beside the layers: the other routes, the
 /// WebSocket layer, the running role and the caller's output.
@@ -122,10 +128,112 @@ impl Wiring<'_, '_> {
 impl Stack {
     pub fn new(cfg: &ProtoConfig) -> Self {
         Stack {
+            layers: Layers::new(cfg),
+            tls: None,
+            encrypted: PerSide::new(false, false),
+            keylog: cfg.keylog.clone(),
+        }
+    }
+
+    /// Memory the stack holds (counted against the decoder's budget).
+    #[inline]
+    pub fn mem(&self) -> usize {
+        std::mem::size_of::<Self>() + self.layers.mem() + self.tls.as_ref().map_or(0, |t| t.mem())
+    }
+
+    /// In-order bytes of `side`, exactly once each, cut anywhere.
+    pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
+        if self.encrypted[side] {
+            return self.tls_call(role, out, |tls, o| tls.data(side, data, o));
+        }
+        if let Some(records) = self.layers.data(role, side, data, true, out) {
+            self.encrypted[side] = true;
+            let keylog = self.keylog.clone();
+            self.tls.get_or_insert_with(|| Box::new(Tls::new(keylog)));
+            self.tls_call(role, out, |tls, o| tls.data(side, &records, o));
+        }
+    }
+
+    /// `len` bytes of `side` are missing (never captured). The gap event
+    /// itself is the caller's; the layers only find their footing again.
+    pub fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
+        if self.encrypted[side] {
+            self.tls_call(role, out, |tls, o| tls.gap(side, len, o));
+            let mut decrypted = as_decrypted(out);
+            self.layers.gap(role, side, len, &mut decrypted);
+            return;
+        }
+        self.layers.gap(role, side, len, out);
+    }
+
+    /// `side` ended (FIN, RST, eviction or end of capture).
+    pub fn end(&mut self, role: Role, side: Side, out: &mut dyn FnMut(Emit<'_>)) {
+        if self.encrypted[side] {
+            self.tls_call(role, out, |tls, o| tls.end(side, o));
+            let mut decrypted = as_decrypted(out);
+            self.layers.end(role, side, &mut decrypted);
+            return;
+        }
+        self.layers.end(role, side, out);
+    }
+
+    /// Runs one call of the TLS layer: its plaintext goes through the
+    /// plaintext routes (events marked decrypted), its own events out. Role
+    /// facts learned by one piece of plaintext reach the next.
+    fn tls_call(
+        &mut self,
+        role: Role,
+        out: &mut dyn FnMut(Emit<'_>),
+        call: impl FnOnce(&mut Tls, &mut dyn FnMut(TlsOut<'_>)),
+    ) {
+        let Stack { layers, tls, .. } = self;
+        let Some(tls) = tls.as_deref_mut() else {
+            return;
+        };
+        let role = Cell::new(role);
+        call(tls, &mut |o| match o {
+            TlsOut::Plain(side, bytes) => {
+                let mut decrypted = |e: Emit<'_>| {
+                    if let Emit::Role(fact) = e {
+                        let mut r = role.get();
+                        r.learn(fact);
+                        role.set(r);
+                    }
+                    match e {
+                        Emit::Event(s, k) => out(Emit::Decrypted(s, k)),
+                        other => out(other),
+                    }
+                };
+                // Plaintext is never TLS again: a nested record is data.
+                let nested = layers.data(role.get(), side, bytes, false, &mut decrypted);
+                debug_assert!(nested.is_none());
+            }
+            TlsOut::Emit(e) => {
+                if let Emit::Role(fact) = e {
+                    let mut r = role.get();
+                    r.learn(fact);
+                    role.set(r);
+                }
+                out(e)
+            }
+        });
+    }
+}
+
+/// `out`, with the plaintext layers' events marked decrypted.
+fn as_decrypted<'o>(out: &'o mut dyn FnMut(Emit<'_>)) -> impl FnMut(Emit<'_>) + 'o {
+    move |e| match e {
+        Emit::Event(s, k) => out(Emit::Decrypted(s, k)),
+        other => out(other),
+    }
+}
+
+impl Layers {
+    fn new(cfg: &ProtoConfig) -> Self {
+        Layers {
             routes: PerSide::new(Route::Detect(Vec::new()), Route::Detect(Vec::new())),
             http: Http::default(),
             ws: WebSocket::new(cfg),
-            undecoded_reported: false,
         }
     }
 
@@ -134,25 +242,18 @@ impl Stack {
         &'s mut self,
         role: Role,
         out: &'o mut dyn FnMut(Emit<'_>),
-    ) -> (Wiring<'s, 'o>, &'s mut Http, &'s mut bool) {
-        let Stack {
-            routes,
-            http,
-            ws,
-            undecoded_reported,
-        } = self;
+    ) -> (Wiring<'s, 'o>, &'s mut Http) {
+        let Layers { routes, http, ws } = self;
         let w = Wiring {
             routes,
             ws,
             role,
             out,
         };
-        (w, http, undecoded_reported)
+        (w, http)
     }
 
-    /// Memory the stack holds (counted against the decoder's budget).
-    #[inline]
-    pub fn mem(&self) -> usize {
+    fn mem(&self) -> usize {
         let probes: usize = self
             .routes
             .both()
@@ -165,16 +266,26 @@ impl Stack {
         std::mem::size_of::<Self>() + probes + self.http.mem() + self.ws.mem()
     }
 
-    /// In-order bytes of `side`, exactly once each, cut anywhere.
-    pub fn data(&mut self, role: Role, side: Side, data: &[u8], out: &mut dyn FnMut(Emit<'_>)) {
-        let (mut w, http, undecoded_reported) = self.wiring(role, out);
+    /// In-order bytes of `side`, exactly once each, cut anywhere. When the
+    /// side's first bytes are a TLS record, nothing is routed: its bytes so
+    /// far come back, for the TLS layer (the route stays in detection, for
+    /// the plaintext).
+    fn data(
+        &mut self,
+        role: Role,
+        side: Side,
+        data: &[u8],
+        tls_allowed: bool,
+        out: &mut dyn FnMut(Emit<'_>),
+    ) -> Option<Vec<u8>> {
+        let (mut w, http) = self.wiring(role, out);
         let mut data = data;
         if let Route::Detect(probe) = &mut w.routes[side] {
             let take = (PROBE - probe.len()).min(data.len());
             probe.extend_from_slice(&data[..take]);
             let class = detect::classify(probe);
             if class == Class::NeedMore && probe.len() < PROBE {
-                return; // all of `data` is in the probe
+                return None; // all of `data` is in the probe
             }
             let early = mem::take(probe);
             data = &data[take..];
@@ -186,22 +297,18 @@ impl Stack {
                     http.begin(side, is_req);
                     Route::Http
                 }
-                Class::Tls => {
+                Class::Tls if tls_allowed => {
                     // A TLS record never starts a valid WebSocket frame
                     // (its first byte has RSV1 and a reserved opcode):
                     // hunting would only find false frames in ciphertext.
-                    if !mem::replace(undecoded_reported, true) {
-                        w.emit(Emit::Event(
-                            side,
-                            EventKind::Stack(StackEvent::Undecoded {
-                                protocol: Protocol::Tls,
-                                reason: TLS_REASON,
-                            }),
-                        ));
-                    }
-                    Route::Ignore
+                    // The TLS layer takes it; plaintext starts detection
+                    // afresh.
+                    let mut records = early;
+                    records.extend_from_slice(data);
+                    return Some(records);
                 }
-                Class::Unknown | Class::NeedMore => {
+                // Decrypted plaintext that looks like TLS: just bytes.
+                Class::Tls | Class::Unknown | Class::NeedMore => {
                     w.ws.start(side, Start::Hunt);
                     Route::Ws
                 }
@@ -211,6 +318,7 @@ impl Stack {
         if !data.is_empty() {
             Self::route(&mut w, http, side, data);
         }
+        None
     }
 
     /// Sides the HTTP layer only forwards (after an upgrade) go straight to
@@ -238,10 +346,8 @@ impl Stack {
         }
     }
 
-    /// `len` bytes of `side` are missing (never captured). The gap event
-    /// itself is the caller's; the layers only find their footing again.
-    pub fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
-        let (mut w, http, _) = self.wiring(role, out);
+    fn gap(&mut self, role: Role, side: Side, len: u64, out: &mut dyn FnMut(Emit<'_>)) {
+        let (mut w, http) = self.wiring(role, out);
         match &mut w.routes[side] {
             Route::Detect(b) => {
                 let n = b.len() as u64;
@@ -260,9 +366,8 @@ impl Stack {
         }
     }
 
-    /// `side` ended (FIN, RST, eviction or end of capture).
-    pub fn end(&mut self, role: Role, side: Side, out: &mut dyn FnMut(Emit<'_>)) {
-        let (mut w, http, _) = self.wiring(role, out);
+    fn end(&mut self, role: Role, side: Side, out: &mut dyn FnMut(Emit<'_>)) {
+        let (mut w, http) = self.wiring(role, out);
         // Bytes still in detection are too few to classify: try them as
         // frames.
         if let Route::Detect(b) = &mut w.routes[side] {

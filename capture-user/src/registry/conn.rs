@@ -88,13 +88,24 @@ pub(super) struct Out<'a> {
 
 impl Out<'_> {
     pub(super) fn event(&mut self, conn: &ConnInfo, side: Side, role: Role, kind: EventKind<'_>) {
+        self.event_via(conn, side, role, kind, conn.via);
+    }
+
+    pub(super) fn event_via(
+        &mut self,
+        conn: &ConnInfo,
+        side: Side,
+        role: Role,
+        kind: EventKind<'_>,
+        via: crate::event::Via,
+    ) {
         let ev = Event {
             ts_ns: self.ts_ns,
             conn: conn.id,
             src: conn.addrs[side],
             dst: conn.addrs[side.other()],
             dir: role.dir(side),
-            tls: conn.tls,
+            via,
             kind,
         };
         count(self.stats, &ev.kind);
@@ -106,8 +117,9 @@ impl Out<'_> {
 pub(super) struct ConnInfo {
     pub(super) id: ConnId,
     pub(super) addrs: PerSide<SocketAddr>,
-    /// Fed by hooked TLS plaintext (the only plaintext source).
-    pub(super) tls: bool,
+    /// Hooked TLS plaintext or the wire (what the stack decrypts with a
+    /// key log it marks itself: [`Emit::Decrypted`]).
+    pub(super) via: crate::event::Via,
 }
 
 impl Conn {
@@ -115,7 +127,10 @@ impl Conn {
         ConnInfo {
             id: self.id,
             addrs: self.addrs.clone(),
-            tls: matches!(self.state, ConnState::Plain { .. }),
+            via: match &self.state {
+                ConnState::Plain { .. } => crate::event::Via::Hooked,
+                _ => crate::event::Via::Wire,
+            },
         }
     }
 }
@@ -131,6 +146,9 @@ pub(super) fn stack_call(
     let r = *role;
     call(stack, r, &mut |e| match e {
         Emit::Event(side, kind) => out.event(info, side, *role, kind),
+        Emit::Decrypted(side, kind) => {
+            out.event_via(info, side, *role, kind, crate::event::Via::Keylog)
+        }
         Emit::Role(fact) => role.learn(fact),
         Emit::Skipped(_, n) => out.stats.skipped_bytes += n,
     });

@@ -117,6 +117,6 @@ pub(super) fn count(stats: &mut DecodeStats, kind: &EventKind<'_>) {
             }
         }
         EventKind::Stack(StackEvent::Undecoded { .. }) => stats.undecoded += 1,
-        EventKind::Http(_) => {}
+        EventKind::Http(_) | EventKind::Tls(_) => {}
     }
 }

@@ -17,7 +17,7 @@ use super::{
     Output, OUT_CHUNK,
 };
 use crate::event::{
-    Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
+    Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, TlsEvent, WsEvent,
 };
 use crate::owners::Owners;
 use crate::source::{Checksum, Segment};
@@ -134,6 +134,18 @@ impl<'a> Obj<'a> {
         self.b.extend_from_slice(v.as_bytes());
         self.b.push(b'"');
     }
+    /// An array of strings.
+    fn strs<S: AsRef<str>>(&mut self, k: &str, v: impl Iterator<Item = S>) {
+        self.key(k);
+        self.b.push(b'[');
+        for (i, s) in v.enumerate() {
+            if i > 0 {
+                self.b.push(b',');
+            }
+            push_json_str(self.b, s.as_ref());
+        }
+        self.b.push(b']');
+    }
     fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
@@ -211,14 +223,14 @@ impl<W: Write> EventSink for JsonSink<W> {
         let epoch = owners.map_or(0, Owners::epoch);
         let conn = self
             .conns
-            .get((ev.conn, ev.src, ev.dst, ev.dir, epoch), |b| {
+            .get((ev.conn, ev.src, ev.dst, ev.dir, epoch, ev.via), |b| {
                 let mut o = Obj::resume(b);
                 o.num("conn", ev.conn);
                 o.addr("src", ev.src);
                 o.addr("dst", ev.dst);
                 o.name("dir", ev.dir.as_str());
-                if ev.tls {
-                    o.name("via", "tls");
+                if let Some(via) = ev.via.as_str() {
+                    o.name("via", via);
                 }
                 let [src, dst] = owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
                 for (w, [pid, comm, netns, cgroup]) in [
@@ -349,6 +361,36 @@ impl<W: Write> EventSink for JsonSink<W> {
                 o.str("protocol", protocol.as_str());
                 o.str("reason", reason);
             }
+            EventKind::Tls(TlsEvent::ClientHello {
+                sni,
+                alpn,
+                versions,
+                cipher_suites,
+            }) => {
+                o.opt_str("sni", sni.as_deref());
+                o.strs("alpn", alpn.iter().map(String::as_str));
+                o.strs(
+                    "versions",
+                    versions.iter().map(|&v| crate::proto::tls::version_name(v)),
+                );
+                o.num("cipher_suites", *cipher_suites as u64);
+            }
+            EventKind::Tls(TlsEvent::ServerHello {
+                version,
+                cipher_suite,
+                alpn,
+                retry,
+            }) => {
+                o.str("version", &crate::proto::tls::version_name(*version));
+                o.str(
+                    "cipher_suite",
+                    &crate::proto::tls::suite_name(*cipher_suite),
+                );
+                o.opt_str("alpn", alpn.as_deref());
+                if *retry {
+                    o.bool("hello_retry_request", true);
+                }
+            }
             EventKind::Tcp(TcpEvent::OverlapMismatch { offset, len }) => {
                 o.num("offset", *offset);
                 o.num("len", *len);
@@ -425,7 +467,7 @@ mod tests {
             src: "[fd00::1]:443".parse().unwrap(),
             dst: "10.0.0.2:5000".parse().unwrap(),
             dir: Direction::ServerToClient,
-            tls: false,
+            via: crate::event::Via::Wire,
             kind: EventKind::Ws(WsEvent::Message {
                 kind,
                 len_exact: true,

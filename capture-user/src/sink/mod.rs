@@ -144,7 +144,14 @@ pub(crate) fn push_addr(b: &mut Vec<u8>, a: SocketAddr) {
 /// What an event line's connection part depends on: the connection, its
 /// ends, the direction, and the owner table's epoch (an owner learned later
 /// changes the part).
-pub(crate) type ConnKey = (ConnId, SocketAddr, SocketAddr, Direction, u64);
+pub(crate) type ConnKey = (
+    ConnId,
+    SocketAddr,
+    SocketAddr,
+    Direction,
+    u64,
+    crate::event::Via,
+);
 
 /// The formatted connection part of recent lines (connection id, both
 /// addresses, direction), so the addresses are not formatted for every event.
@@ -251,7 +258,7 @@ mod tests {
         let mut cache = ConnCache::new();
         let mut made = 0;
         for i in 0..40u64 {
-            let key = (i % 10, a, c, Direction::Unknown, 0);
+            let key = (i % 10, a, c, Direction::Unknown, 0, crate::event::Via::Wire);
             let got = cache
                 .get(key, |b| {
                     made += 1;
@@ -262,11 +269,14 @@ mod tests {
         }
         assert_eq!(made, 10, "one slot per connection and direction");
         // Same slot, other addresses: formatted again.
-        let other = (0, c, a, Direction::Unknown, 0);
+        let other = (0, c, a, Direction::Unknown, 0, crate::event::Via::Wire);
         assert_eq!(cache.get(other, |b| b.push(b'o')), b"o");
         assert_eq!(cache.get(other, |_| unreachable!()), b"o");
         assert_eq!(
-            cache.get((64, c, a, Direction::Unknown, 0), |b| b.push(b'z')),
+            cache.get(
+                (64, c, a, Direction::Unknown, 0, crate::event::Via::Wire),
+                |b| b.push(b'z')
+            ),
             b"z"
         );
         assert_eq!(
@@ -274,11 +284,14 @@ mod tests {
             b"p",
             "evicted by a clash"
         );
-        let key = (1, a, c, Direction::Unknown, 0);
+        let key = (1, a, c, Direction::Unknown, 0, crate::event::Via::Wire);
         assert_eq!(cache.get(key, |_| unreachable!()), b"1");
         // A new owner-table epoch formats again (an owner was learned).
         assert_eq!(
-            cache.get((1, a, c, Direction::Unknown, 1), |b| b.push(b'q')),
+            cache.get(
+                (1, a, c, Direction::Unknown, 1, crate::event::Via::Wire),
+                |b| b.push(b'q')
+            ),
             b"q"
         );
     }

@@ -12,7 +12,7 @@ use super::{
     push_addr, push_padded, push_u64, shorten, split_ts, write_out, ConnCache, Output, OUT_CHUNK,
 };
 use crate::event::{
-    Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, WsEvent,
+    Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, TlsEvent, WsEvent,
 };
 use crate::owners::{Owner, Owners};
 use crate::source::{tcp_flags, Checksum, Segment};
@@ -215,12 +215,14 @@ impl<W: Write> EventSink for TextSink<W> {
         let epoch = owners.map_or(0, Owners::epoch);
         let conn = self
             .conns
-            .get((ev.conn, ev.src, ev.dst, ev.dir, epoch), |b| {
+            .get((ev.conn, ev.src, ev.dst, ev.dir, epoch, ev.via), |b| {
                 b.extend_from_slice(b" #");
                 push_u64(b, ev.conn);
                 b.push(b' ');
-                if ev.tls {
-                    b.extend_from_slice(b"[tls] ");
+                if let Some(via) = ev.via.as_str() {
+                    b.push(b'[');
+                    b.extend_from_slice(via.as_bytes());
+                    b.extend_from_slice(b"] ");
                 }
                 let [src_owner, dst_owner] =
                     owners.map_or([None, None], |o| o.ends(ev.src, ev.dst));
@@ -331,6 +333,43 @@ impl<W: Write> EventSink for TextSink<W> {
             EventKind::Stack(StackEvent::Undecoded { protocol, reason }) => {
                 let _ = write!(l, " {} {reason}", protocol.as_str());
             }
+            EventKind::Tls(TlsEvent::ClientHello {
+                sni,
+                alpn,
+                versions,
+                cipher_suites,
+            }) => {
+                if let Some(sni) = sni {
+                    let _ = write!(l, " sni={sni:?}");
+                }
+                if !alpn.is_empty() {
+                    let _ = write!(l, " alpn={}", alpn.join(","));
+                }
+                let v: Vec<String> = versions
+                    .iter()
+                    .map(|&v| crate::proto::tls::version_name(v))
+                    .collect();
+                let _ = write!(l, " versions={} cipher_suites={cipher_suites}", v.join(","));
+            }
+            EventKind::Tls(TlsEvent::ServerHello {
+                version,
+                cipher_suite,
+                alpn,
+                retry,
+            }) => {
+                let _ = write!(
+                    l,
+                    " version={} cipher_suite={}",
+                    crate::proto::tls::version_name(*version),
+                    crate::proto::tls::suite_name(*cipher_suite)
+                );
+                if let Some(a) = alpn {
+                    let _ = write!(l, " alpn={a}");
+                }
+                if *retry {
+                    l.extend_from_slice(b" hello_retry_request");
+                }
+            }
             EventKind::Tcp(TcpEvent::OverlapMismatch { offset, len }) => {
                 let _ = write!(l, " offset={offset} len={len}");
             }
@@ -416,7 +455,7 @@ mod tests {
                 src,
                 dst,
                 dir: Direction::ClientToServer,
-                tls: false,
+                via: crate::event::Via::Wire,
                 kind: EventKind::Ws(WsEvent::Message {
                     kind: MessageKind::Text,
                     len_exact: true,
@@ -449,7 +488,7 @@ mod tests {
                 src: "10.0.0.1:1".parse().unwrap(),
                 dst: "[::1]:80".parse().unwrap(),
                 dir: Direction::ClientToServer,
-                tls: false,
+                via: crate::event::Via::Wire,
                 kind: EventKind::Ws(WsEvent::Message {
                     kind: MessageKind::Text,
                     len_exact: true,

@@ -474,7 +474,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
                 seen.push(Seen {
                     conn: e.conn,
                     dir: e.dir,
-                    tls: e.tls,
+                    tls: e.via == crate::event::Via::Hooked,
                     name: e.kind.name(),
                     text,
                     gap,

@@ -293,3 +293,45 @@ proptest! {
         prop_assert_eq!(parsed.tree, tree, "{}", t);
     }
 }
+
+#[test]
+fn libpcap_rules_the_review_found() {
+    use clap::Parser as _;
+    // After a group, a bare value takes the qualifiers from before it.
+    let a = parse("port 80 and ( host 1.1.1.1 ) or 443").unwrap();
+    let b = parse("port 80 and ( host 1.1.1.1 ) or port 443").unwrap();
+    assert_eq!(a.tree, b.tree);
+    let (why, col, _) = refusal("tcp or 443");
+    assert!(why.contains("after `tcp`"), "{why}");
+    assert_eq!(col, 7);
+    let (why, _, _) = refusal("ip port 80");
+    assert!(why.contains("not a valid qualifier pair"), "{why}");
+    let (why, col, _) = refusal("tcp 80");
+    assert!(
+        why.contains("expected host, net, port or portrange after `tcp`"),
+        "{why}"
+    );
+    assert_eq!(col, 4);
+    for numeric in ["10.1", "010.0.0.1", "0x7f.1"] {
+        let (why, _, _) = refusal(&format!("host {numeric}"));
+        assert!(why.contains("not a full address"), "{numeric}: {why}");
+    }
+    assert!(keeps("portrange 0-1023", "1.1.1.1", 80, "2.2.2.2", 5000));
+    let (why, _, _) = refusal("host [::1]");
+    assert!(why.contains("brackets"), "{why}");
+    // Hostile lengths are refused while parsing, not by overflowing the stack.
+    for hostile in [
+        "!".repeat(100_000),
+        "(".repeat(100_000),
+        vec!["port 1"; 5000].join(" or "),
+    ] {
+        let e = Expr::parse(std::slice::from_ref(&hostile)).expect_err("refused");
+        assert!(
+            e.why.contains("too deep") || e.why.contains("too long"),
+            "{}",
+            e.why
+        );
+    }
+    let empty = crate::cli::Cli::try_parse_from(["wstap", "-r", "f", " "]).unwrap();
+    assert_eq!(crate::filter::Filter::from_cli(&empty).unwrap().expr, None);
+}

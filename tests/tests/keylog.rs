@@ -1,0 +1,452 @@
+//! Decrypting `wss://` with key logs (issue 10), with real peers: Python
+//! `websockets` over TLS in a private namespace, the client writing its
+//! session secrets (`SSLContext.keylog_filename`), tcpdump recording.
+//! `wstap -r FILE --keylog KEYS` must decode every message the peers
+//! logged, plain and permessage-deflate, for TLS 1.3 (AES-128-GCM,
+//! AES-256-GCM, ChaCha20-Poly1305) and TLS 1.2 (ECDHE with AES-GCM and
+//! ChaCha20-Poly1305), and agree with `tshark -o tls.keylog_file:KEYS`;
+//! every way it cannot decrypt says why; and live, `wstap -i lo --keylog
+//! KEYS` follows the key log as the client writes it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use tests::netns::Netns;
+use tests::peers::{peer_script, python_or_skip, self_signed_cert, Reaper};
+use tests::tap::{parse_summary, Wstap};
+
+const PORT: &str = "9443";
+
+/// One TLS set-up to test: the client's options, and the suite the
+/// server must choose.
+struct Variant {
+    name: &'static str,
+    client: &'static [&'static str],
+    /// TLS 1.3 suites are chosen through OpenSSL's configuration.
+    tls13_suite: Option<&'static str>,
+    expect_suite: &'static str,
+    expect_version: &'static str,
+}
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "tls13-aes256",
+        client: &[],
+        tls13_suite: None,
+        expect_suite: "TLS_AES_256_GCM_SHA384",
+        expect_version: "1.3",
+    },
+    Variant {
+        name: "tls13-aes128",
+        client: &[],
+        tls13_suite: Some("TLS_AES_128_GCM_SHA256"),
+        expect_suite: "TLS_AES_128_GCM_SHA256",
+        expect_version: "1.3",
+    },
+    Variant {
+        name: "tls13-chacha",
+        client: &[],
+        tls13_suite: Some("TLS_CHACHA20_POLY1305_SHA256"),
+        expect_suite: "TLS_CHACHA20_POLY1305_SHA256",
+        expect_version: "1.3",
+    },
+    Variant {
+        name: "tls12-aes128",
+        client: &[
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+        ],
+        tls13_suite: None,
+        expect_suite: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        expect_version: "1.2",
+    },
+    Variant {
+        name: "tls12-aes256",
+        client: &[
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+        ],
+        tls13_suite: None,
+        expect_suite: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        expect_version: "1.2",
+    },
+    Variant {
+        name: "tls12-chacha",
+        client: &[
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-RSA-CHACHA20-POLY1305",
+        ],
+        tls13_suite: None,
+        expect_suite: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        expect_version: "1.2",
+    },
+];
+
+/// An OpenSSL configuration that offers only `suite` for TLS 1.3.
+fn openssl_conf(dir: &Path, suite: &str) -> PathBuf {
+    let p = dir.join(format!("openssl-{suite}.cnf"));
+    std::fs::write(
+        &p,
+        format!(
+            "openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n[ssl_sect]\n\
+             system_default = system_default_sect\n[system_default_sect]\nCiphersuites = {suite}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A wss:// echo server in `ns`, listening when this returns.
+fn start_server(ns: &Netns, py: &Path, dir: &Path) -> Reaper {
+    let (cert, key) = self_signed_cert(dir);
+    let ready = dir.join("server-ready");
+    let server = Reaper(
+        ns.command(py)
+            .arg(peer_script())
+            .args(["server", "--host", "127.0.0.1", "--port", PORT, "--ready"])
+            .arg(&ready)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_file(&ready, "wss server");
+    server
+}
+
+/// tcpdump on `ns`'s loopback into `file`, capturing when this returns.
+fn start_tcpdump(ns: &Netns, file: &Path) -> Reaper {
+    let mut td = ns
+        .command("tcpdump")
+        .args(["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-w"])
+        .arg(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(td.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "tcpdump: {line}");
+    Reaper(td)
+}
+
+/// Runs the client's plain and deflate conversations over wss:// with its
+/// secrets written to `keys`; returns its logged conversations.
+fn client(ns: &Netns, py: &Path, dir: &Path, keys: &Path, v: &Variant) -> Vec<Value> {
+    let log = dir.join(format!("{}.json", v.name));
+    let mut cmd = ns.command(py);
+    cmd.arg(peer_script())
+        .args([
+            "client",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            PORT,
+            "--tls",
+            "--keylog",
+        ])
+        .arg(keys)
+        .arg("--log")
+        .arg(&log)
+        .args(["--conversation", "plain", "--conversation", "deflate"])
+        .args(v.client);
+    if let Some(suite) = v.tls13_suite {
+        cmd.env("OPENSSL_CONF", openssl_conf(dir, suite));
+    }
+    let st = cmd.status().unwrap();
+    assert!(st.success(), "{}: client failed", v.name);
+    let v: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+    v["conversations"].as_array().unwrap().clone()
+}
+
+/// Records one variant's conversation: (capture, key log, conversations).
+fn record(ns: &Netns, py: &Path, dir: &Path, v: &Variant) -> (PathBuf, PathBuf, Vec<Value>) {
+    let cap = dir.join(format!("{}.pcap", v.name));
+    let keys = dir.join(format!("{}.keys", v.name));
+    let td = start_tcpdump(ns, &cap);
+    let convs = client(ns, py, dir, &keys, v);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
+    drop(td);
+    (cap, keys, convs)
+}
+
+fn wstap(file: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(tests::wstap_bin())
+        .arg("-r")
+        .arg(file)
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn events(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The key log with every secret's last hex digit changed.
+fn corrupt(keys: &Path, to: &Path) {
+    let text = std::fs::read_to_string(keys).unwrap();
+    let bad: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') || l.is_empty() {
+                return format!("{l}\n");
+            }
+            let mut l = l.to_string();
+            let last = l.pop().unwrap();
+            l.push(if last == '0' { '1' } else { '0' });
+            format!("{l}\n")
+        })
+        .collect();
+    std::fs::write(to, bad).unwrap();
+}
+
+#[test]
+fn keylogs_decrypt_tls13_and_tls12_like_the_peers_and_tshark() {
+    let Some(py) = python_or_skip("keylogs_decrypt_tls13_and_tls12") else {
+        return;
+    };
+    if !tests::require_tool("keylogs_decrypt_tls13_and_tls12", "tcpdump")
+        || !tests::require_tool("keylogs_decrypt_tls13_and_tls12", "tshark")
+    {
+        return;
+    }
+    let dir = common::temp_dir("keylog");
+    let ns = Netns::new("klog").unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let _server = start_server(&ns, &py, &dir);
+    for v in VARIANTS {
+        let (cap, keys, convs) = record(&ns, &py, &dir, v);
+        let keys_s = keys.to_str().unwrap();
+        let out = wstap(&cap, &["--keylog", keys_s]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", v.name);
+        let ev = events(&out);
+        assert_eq!(convs.len(), 2);
+        for conv in &convs {
+            common::check_conversation(&ev, conv, common::Seen::Both);
+        }
+        for e in &ev {
+            let name = e["event"].as_str().unwrap();
+            if name.starts_with("ws_") || name.starts_with("http_") {
+                assert_eq!(e["via"], "keylog", "{}: {e}", v.name);
+            }
+        }
+        let hellos = common::named(&ev, "tls_server_hello");
+        assert_eq!(hellos.len(), 2, "{}", v.name);
+        for h in hellos {
+            assert_eq!(h["cipher_suite"], v.expect_suite, "{}", v.name);
+            assert_eq!(h["version"], v.expect_version, "{}", v.name);
+        }
+        assert_eq!(common::named(&ev, "tls_client_hello").len(), 2);
+        assert!(
+            err.contains("TLS sessions decrypted 2, without a key 0, not decryptable 0"),
+            "{}: {err}",
+            v.name
+        );
+        // tshark, given the same key log, sees the same messages.
+        let keylog_opt = format!("tls.keylog_file:{keys_s}");
+        let compared = tests::tshark::compare(
+            &ev,
+            &cap,
+            &["-o", &keylog_opt, "-d", &format!("tcp.port=={PORT},tls")],
+        );
+        assert!(
+            compared > 20,
+            "{}: only {compared} payloads compared with tshark",
+            v.name
+        );
+
+        if v.name == "tls13-aes256" || v.name == "tls12-aes128" {
+            refusals(&dir, v, &cap, &keys, &convs);
+        }
+    }
+}
+
+/// Every way the capture of `v` cannot be decrypted, and what is said.
+fn refusals(dir: &Path, v: &Variant, cap: &Path, keys: &Path, convs: &[Value]) {
+    let no_ws = |ev: &[Value], what: &str| {
+        assert!(
+            !ev.iter()
+                .any(|e| e["event"].as_str().unwrap().starts_with("ws_")),
+            "{}: {what}: WebSocket events printed",
+            v.name
+        );
+    };
+    let reasons = |ev: &[Value]| -> Vec<String> {
+        common::named(ev, "undecoded")
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // No key log: the hellos, and one line per connection saying why.
+    let out = wstap(cap, &[]);
+    let ev = events(&out);
+    no_ws(&ev, "no key log");
+    let client_hello = common::named(&ev, "tls_client_hello");
+    assert_eq!(client_hello.len(), 2);
+    assert!(client_hello[0]["versions"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("1.2")));
+    let r = reasons(&ev);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r.iter().all(|r| r.contains("give --keylog FILE")), "{r:?}");
+    // Wrong secrets: undecryptable, nothing wrong printed.
+    let bad = dir.join(format!("{}.bad-keys", v.name));
+    corrupt(keys, &bad);
+    let out = wstap(cap, &["--keylog", bad.to_str().unwrap()]);
+    let ev = events(&out);
+    no_ws(&ev, "wrong secrets");
+    let r = reasons(&ev);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r.iter()
+            .all(|r| r.contains("did not decrypt with the logged secret")),
+        "{r:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not decryptable 2"), "{err}");
+    // A key log without this session.
+    let other = dir.join("other.keys");
+    std::fs::write(
+        &other,
+        format!("CLIENT_RANDOM {} {}\n", "ab".repeat(32), "cd".repeat(48)),
+    )
+    .unwrap();
+    let out = wstap(cap, &["--keylog", other.to_str().unwrap()]);
+    let ev = events(&out);
+    no_ws(&ev, "another session's key");
+    assert!(reasons(&ev)
+        .iter()
+        .all(|r| r.contains("no secret for this TLS session")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a key 2"));
+    // Malformed lines: counted, the first quoted with their line number;
+    // the rest of the file is used.
+    let mixed = dir.join(format!("{}.mixed-keys", v.name));
+    let mut text = String::from("garbage here\nCLIENT_RANDOM zz yy\n");
+    text.push_str(&std::fs::read_to_string(keys).unwrap());
+    std::fs::write(&mixed, text).unwrap();
+    let out = wstap(cap, &["--keylog", mixed.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 malformed lines ignored, the first: ")
+            && err.contains("mixed-keys:1: not LABEL RANDOM SECRET")
+            && err.contains("mixed-keys:2: the client random is not 32 bytes of hex"),
+        "{err}"
+    );
+    let ev = events(&out);
+    for conv in convs {
+        common::check_conversation(&ev, conv, common::Seen::Both);
+    }
+    // The capture began after the handshakes: not guessed.
+    // Cut: everything before the first connection's HTTP request (its
+    // first record after the handshake, found by tshark with the keys).
+    let late = dir.join(format!("{}-late.pcap", v.name));
+    let keylog_opt = format!("tls.keylog_file:{}", keys.display());
+    let found = Command::new("tshark")
+        .arg("-r")
+        .arg(cap)
+        .args(["-o", &keylog_opt, "-d", &format!("tcp.port=={PORT},tls")])
+        .args([
+            "-Y",
+            "http.request && tcp.stream == 0",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .unwrap();
+    let first: u64 = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("tshark finds the first request");
+    let st = Command::new("editcap")
+        .arg(cap)
+        .arg(&late)
+        .arg(format!("1-{}", first - 1))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = wstap(&late, &["--keylog", keys.to_str().unwrap()]);
+    let ev = events(&out);
+    let r = reasons(&ev);
+    assert!(
+        r.iter()
+            .any(|r| r.contains("began after this connection's TLS handshake")),
+        "{r:?}"
+    );
+    // A key log that cannot be read is an error before anything is read.
+    let out = wstap(cap, &["--keylog", "/nonexistent/keys"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--keylog /nonexistent/keys: No such file")
+    );
+}
+
+#[test]
+fn live_capture_follows_the_key_log_as_the_client_writes_it() {
+    let Some(py) = python_or_skip("live_capture_follows_the_key_log") else {
+        return;
+    };
+    let dir = common::temp_dir("keylog-live");
+    let ns = Netns::new("kliv").unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let _server = start_server(&ns, &py, &dir);
+    // The file exists, empty, when wstap starts; the client appends.
+    let keys = dir.join("live.keys");
+    std::fs::write(&keys, "").unwrap();
+    let w = Wstap::start(
+        &ns,
+        &[
+            "-i",
+            "lo",
+            "--format",
+            "json",
+            "--keylog",
+            keys.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let mut convs = client(&ns, &py, &dir, &keys, &VARIANTS[0]);
+    convs.extend(client(&ns, &py, &dir, &keys, &VARIANTS[3]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = w.stop().unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(parse_summary(&out.stderr).unwrap().records_lost, 0);
+    let ev: Vec<Value> = out
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(convs.len(), 4);
+    for conv in &convs {
+        common::check_conversation(&ev, conv, common::Seen::Both);
+    }
+    assert!(
+        out.stderr
+            .contains("TLS sessions decrypted 4, without a key 0, not decryptable 0"),
+        "{}",
+        out.stderr
+    );
+}
