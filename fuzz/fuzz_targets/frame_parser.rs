@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = ProtoConfig {
         max_message: 1 << 16,
         max_inflated: 1 << 16,
+        keylog: None,
     };
     let mut s = Stack::new(&cfg);
     let mut role = if mode & 1 == 1 {

@@ -277,8 +277,83 @@ fn keylogs_decrypt_tls13_and_tls12_like_the_peers_and_tshark() {
 
         if v.name == "tls13-aes256" || v.name == "tls12-aes128" {
             refusals(&dir, v, &cap, &keys, &convs);
+            secrets_in_pcapng(&dir, v, &cap, &keys, &convs);
         }
     }
+}
+
+/// pcapng Decryption Secrets Blocks: read (what `editcap --inject-secrets`
+/// writes: the file decodes without --keylog) and written (`-w` with
+/// --keylog: tshark decrypts the file with no key file).
+fn secrets_in_pcapng(dir: &Path, v: &Variant, cap: &Path, keys: &Path, convs: &[Value]) {
+    let injected = dir.join(format!("{}-injected.pcapng", v.name));
+    let st = Command::new("editcap")
+        .arg("--inject-secrets")
+        .arg(format!("tls,{}", keys.display()))
+        .arg(cap)
+        .arg(&injected)
+        .status()
+        .unwrap();
+    assert!(st.success(), "editcap --inject-secrets");
+    let out = wstap(&injected, &[]);
+    let ev = events(&out);
+    for conv in convs {
+        common::check_conversation(&ev, conv, common::Seen::Both);
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS sessions decrypted 2"));
+
+    let written = dir.join(format!("{}-written.pcapng", v.name));
+    let out = wstap(
+        cap,
+        &[
+            "--keylog",
+            keys.to_str().unwrap(),
+            "-w",
+            written.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let compared = tests::tshark::compare(
+        &events(&out),
+        &written,
+        &["-d", &format!("tcp.port=={PORT},tls")],
+    );
+    assert!(
+        compared > 20,
+        "{}: tshark decrypted only {compared} messages of the -w file",
+        v.name
+    );
+    // And wstap reads its own file back without the key log.
+    let again = events(&wstap(&written, &[]));
+    for conv in convs {
+        common::check_conversation(&again, conv, common::Seen::Both);
+    }
+}
+
+/// A real browser's capture with its secrets inside (Chrome to Cloudflare,
+/// from the shared corpus): decrypted, and HTTP/2 is said to be HTTP/2.
+#[test]
+fn a_browsers_http2_session_is_decrypted_and_reported_as_http2() {
+    let Some(corpus) = tests::corpus_dir() else {
+        tests::skip("a_browsers_http2_session", "no ../shared/corpus here");
+        return;
+    };
+    let file = corpus.join("ja4/chrome-cloudflare-quic-with-secrets.pcapng");
+    let out = wstap(&file, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let ev = events(&out);
+    let undecoded = common::named(&ev, "undecoded");
+    assert_eq!(undecoded.len(), 1, "{undecoded:?}");
+    assert_eq!(undecoded[0]["protocol"], "http2");
+    assert_eq!(undecoded[0]["via"], "keylog");
+    let hello = common::named(&ev, "tls_client_hello");
+    assert_eq!(hello[0]["sni"], "cloudflare-quic.com");
+    assert_eq!(hello[0]["alpn"], serde_json::json!(["h2", "http/1.1"]));
+    assert!(err.contains("TLS sessions decrypted 1"), "{err}");
+    assert!(!ev
+        .iter()
+        .any(|e| e["event"] == "violation" || e["event"] == "resync"));
 }
 
 /// Every way the capture of `v` cannot be decrypted, and what is said.
@@ -449,4 +524,119 @@ fn live_capture_follows_the_key_log_as_the_client_writes_it() {
         "{}",
         out.stderr
     );
+}
+
+/// curl over HTTPS with `SSLKEYLOGFILE`: its request and the response,
+/// decrypted.
+#[test]
+fn curl_https_with_sslkeylogfile_shows_request_and_response() {
+    let Some(py) = python_or_skip("curl_https_with_sslkeylogfile") else {
+        return;
+    };
+    if !tests::require_tool("curl_https_with_sslkeylogfile", "curl") {
+        return;
+    }
+    let dir = common::temp_dir("keylog-curl");
+    let ns = Netns::new("kcurl").unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let (cert, key) = self_signed_cert(&dir);
+    let ready = dir.join("https-ready");
+    let _server = Reaper(
+        ns.command(&py)
+            .arg(tests::workspace_root().join("tests/peers/wss_peer.py"))
+            .arg("https")
+            .arg(&cert)
+            .arg(&key)
+            .args(["127.0.0.1", "8443"])
+            .arg(&ready)
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_file(&ready, "https server");
+    let cap = dir.join("curl.pcap");
+    let keys = dir.join("curl.keys");
+    let td = start_tcpdump(&ns, &cap);
+    let out = ns
+        .command("curl")
+        .args(["-sk", "--http1.1", "https://127.0.0.1:8443/some/path"])
+        .env("SSLKEYLOGFILE", &keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl failed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over https\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
+    drop(td);
+    let out = wstap(&cap, &["--keylog", keys.to_str().unwrap()]);
+    let ev = events(&out);
+    let req = common::named(&ev, "http_request");
+    assert_eq!(req.len(), 1, "{ev:?}");
+    assert_eq!(req[0]["method"], "GET");
+    assert_eq!(req[0]["path"], "/some/path");
+    assert_eq!(req[0]["via"], "keylog");
+    let resp = common::named(&ev, "http_response");
+    assert_eq!(resp.len(), 1, "{ev:?}");
+    assert_eq!(resp[0]["status"], 200);
+    assert_eq!(resp[0]["content_length"], 17);
+    let hello = common::named(&ev, "tls_client_hello");
+    assert_eq!(hello[0]["alpn"], serde_json::json!(["http/1.1"]));
+}
+
+/// A HelloRetryRequest (the server wants another key share group): the
+/// first ServerHello is told apart, the session still decrypts.
+#[test]
+fn hello_retry_request_is_recognised_and_the_session_decrypts() {
+    let Some(py) = python_or_skip("hello_retry_request") else {
+        return;
+    };
+    if !tests::require_tool("hello_retry_request", "tcpdump") {
+        return;
+    }
+    let dir = common::temp_dir("keylog-hrr");
+    let ns = Netns::new("khrr").unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    // The server accepts only P-256; Python's client sends an X25519 share
+    // first, so the server asks again.
+    let conf = dir.join("server.cnf");
+    std::fs::write(
+        &conf,
+        "openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n[ssl_sect]\n\
+         system_default = system_default_sect\n[system_default_sect]\nGroups = P-256\n",
+    )
+    .unwrap();
+    let (cert, key) = self_signed_cert(&dir);
+    let ready = dir.join("server-ready");
+    let _server = Reaper(
+        ns.command(&py)
+            .arg(peer_script())
+            .args(["server", "--host", "127.0.0.1", "--port", PORT, "--ready"])
+            .arg(&ready)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .env("OPENSSL_CONF", &conf)
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_file(&ready, "wss server");
+    let (cap, keys, convs) = record(&ns, &py, &dir, &VARIANTS[0]);
+    let out = wstap(&cap, &["--keylog", keys.to_str().unwrap()]);
+    let ev = events(&out);
+    let hellos = common::named(&ev, "tls_server_hello");
+    assert_eq!(
+        hellos.len(),
+        4,
+        "a retry and a real hello per connection: {hellos:?}"
+    );
+    assert_eq!(
+        hellos
+            .iter()
+            .filter(|h| h["hello_retry_request"] == true)
+            .count(),
+        2
+    );
+    for conv in &convs {
+        common::check_conversation(&ev, conv, common::Seen::Both);
+    }
 }

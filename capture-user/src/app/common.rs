@@ -57,12 +57,14 @@ pub fn open_keylog(cli: &Cli) -> anyhow::Result<()> {
     if KEYLOG.get().is_some() {
         return Ok(());
     }
+    // Always one, empty without --keylog: a capture file's Decryption
+    // Secrets Blocks may fill it.
     let log = if cli.keylog.is_empty() {
-        None
+        KeyLog::empty()
     } else {
-        Some(Arc::new(KeyLog::open(&cli.keylog)?))
+        KeyLog::open(&cli.keylog)?
     };
-    let _ = KEYLOG.set(log);
+    let _ = KEYLOG.set(Some(Arc::new(log)));
     Ok(())
 }
 
@@ -73,7 +75,7 @@ pub fn keylog() -> Option<Arc<KeyLog>> {
 
 /// The key log's summary line, when one was given.
 pub fn print_keylog_summary() {
-    if let Some(k) = keylog() {
+    if let Some(k) = keylog().filter(|k| k.has_sources()) {
         eprintln!("{}", k.summary());
     }
 }
@@ -116,7 +118,10 @@ pub fn pcap_files(
     if rotation.any() && crate::sink::pcapng::is_stdout(path) {
         anyhow::bail!("-C and -G rotate files: they cannot rotate -w - (standard output)");
     }
-    Ok(PcapNgFiles::create(path, rotation, start_ns)?)
+    // The secrets go into the file too (Decryption Secrets Blocks), so
+    // that Wireshark decrypts it without a key file.
+    let secrets = keylog().filter(|_| !cli.keylog.is_empty());
+    Ok(PcapNgFiles::create(path, rotation, start_ns, secrets)?)
 }
 
 /// Decoder threads for live capture: `--workers N`, default 1 (one thread

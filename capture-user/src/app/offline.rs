@@ -45,6 +45,9 @@ pub fn run(cli: &crate::cli::Cli, path: &Path) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", shown(path))),
     };
+    if let Some(k) = common::keylog() {
+        source.secrets_to(k);
+    }
     let mut pcapng = match &cli.write {
         Some(w) => {
             refuse_same_file(path, w)?;

@@ -56,7 +56,14 @@ pub struct PcapNgSink<W: Write> {
     packets: u64,
     /// Bytes of blocks written (the section header included), for `-C`.
     bytes: u64,
+    /// The key log whose secrets are written as Decryption Secrets Blocks
+    /// before the packets after them, and how much of its text is written.
+    secrets: Option<(std::sync::Arc<crate::proto::tls::KeyLog>, usize)>,
 }
+
+/// pcapng Decryption Secrets Block, and its TLS key log secrets type.
+pub const DECRYPTION_SECRETS_BLOCK: u32 = 0x0000_000A;
+pub const SECRETS_TLS_KEY_LOG: u32 = 0x544c_534b;
 
 /// `-w -`: the stdout wstap was started with, handed over by
 /// [`set_stdout`] before fd 1 was moved elsewhere (decoded output must not
@@ -101,7 +108,40 @@ impl<W: Write> PcapNgSink<W> {
             scratch: Vec::with_capacity(2048),
             packets: 0,
             bytes: section_header_len(),
+            secrets: None,
         })
+    }
+
+    /// Writes `k`'s secrets (all so far, then what it gains) into the file
+    /// as Decryption Secrets Blocks, each before the packets that follow it.
+    pub fn set_secrets(&mut self, k: std::sync::Arc<crate::proto::tls::KeyLog>) {
+        self.secrets = Some((k, 0));
+    }
+
+    /// A Decryption Secrets Block of the key-log text not written yet.
+    fn write_new_secrets(&mut self) -> Result<(), PcapNgError> {
+        let Some((k, written)) = &mut self.secrets else {
+            return Ok(());
+        };
+        if k.text_len() <= *written {
+            return Ok(());
+        }
+        let text = k.text_from(*written);
+        *written += text.len();
+        // Body: secrets type, secrets length, the secrets padded to 32 bits;
+        // in the section's byte order (the writer's: native).
+        let mut body = Vec::with_capacity(8 + text.len() + 3);
+        body.extend_from_slice(&SECRETS_TLS_KEY_LOG.to_ne_bytes());
+        body.extend_from_slice(&(text.len() as u32).to_ne_bytes());
+        body.extend_from_slice(&text);
+        body.resize(body.len().next_multiple_of(4), 0);
+        let block = pcap_file::pcapng::blocks::unknown::UnknownBlock::new(
+            DECRYPTION_SECRETS_BLOCK,
+            body.len() as u32 + 12,
+            &body,
+        );
+        self.bytes += self.writer.write_block(&block.into_block())? as u64;
+        Ok(())
     }
 
     /// Packets written so far.
@@ -144,6 +184,7 @@ impl<W: Write> PcapNgSink<W> {
         orig_len: u32,
         comment: Option<&str>,
     ) -> Result<(), PcapNgError> {
+        self.write_new_secrets()?;
         let interface_id = self.interface_id(iface, linktype)?;
         let epb = EnhancedPacketBlock {
             interface_id,

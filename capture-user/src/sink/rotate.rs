@@ -129,6 +129,8 @@ pub struct PcapNgFiles {
     packets_before: u64,
     /// `-G` with `-W N` (no `-C`): N periods are done.
     done: bool,
+    /// Key-log secrets every file gets as Decryption Secrets Blocks.
+    secrets: Option<std::sync::Arc<crate::proto::tls::KeyLog>>,
 }
 
 impl PcapNgFiles {
@@ -139,6 +141,7 @@ impl PcapNgFiles {
         path: &Path,
         rotation: Rotation,
         start_ns: Option<u64>,
+        secrets: Option<std::sync::Arc<crate::proto::tls::KeyLog>>,
     ) -> Result<Self, PcapNgError> {
         let mut files = PcapNgFiles {
             template: path.to_path_buf(),
@@ -150,6 +153,7 @@ impl PcapNgFiles {
             opened: Vec::new(),
             packets_before: 0,
             done: false,
+            secrets,
         };
         match start_ns {
             Some(ns) => files.open(ns)?,
@@ -172,7 +176,11 @@ impl PcapNgFiles {
             (period_start_ns / 1_000_000_000) as i64,
             self.count,
         );
-        self.current = Some(PcapNgSink::create(&path)?);
+        let mut sink = PcapNgSink::create(&path)?;
+        if let Some(k) = &self.secrets {
+            sink.set_secrets(k.clone());
+        }
+        self.current = Some(sink);
         self.opened.push(path);
         Ok(())
     }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// A key log file that cannot be used at all.
@@ -48,6 +48,9 @@ struct Inner {
     lines: u64,
     malformed: u64,
     quoted: Vec<String>,
+    /// Every secret line accepted, in order, as key-log text (what `-w`
+    /// writes into Decryption Secrets Blocks).
+    text: Vec<u8>,
 }
 
 /// Outcome tallies of the sessions the key log was asked about, for the
@@ -67,6 +70,11 @@ pub struct KeyLog {
     files: Vec<PathBuf>,
     inner: Mutex<Inner>,
     pub tally: SessionTally,
+    /// Decryption Secrets Blocks read from the capture file.
+    blocks: AtomicU64,
+    /// Length of the accepted text, readable without the lock (the pcapng
+    /// writer checks it before every packet).
+    text_len: AtomicUsize,
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -96,6 +104,8 @@ impl KeyLog {
                 ..Inner::default()
             }),
             tally: SessionTally::default(),
+            blocks: AtomicU64::new(0),
+            text_len: AtomicUsize::new(0),
         };
         log.refresh();
         Ok(log)
@@ -108,7 +118,31 @@ impl KeyLog {
             files: Vec::new(),
             inner: Mutex::new(Inner::default()),
             tally: SessionTally::default(),
+            blocks: AtomicU64::new(0),
+            text_len: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether any secrets can come: files given, or blocks read.
+    pub fn has_sources(&self) -> bool {
+        !self.files.is_empty() || self.blocks.load(Ordering::Relaxed) > 0
+    }
+
+    /// A Decryption Secrets Block of the capture file (TLS key log text).
+    pub fn add_block(&self, text: &[u8]) {
+        let n = self.blocks.fetch_add(1, Ordering::Relaxed) + 1;
+        self.add_text(&format!("secrets block {n}"), text);
+    }
+
+    /// Bytes of key-log text accepted so far.
+    pub fn text_len(&self) -> usize {
+        self.text_len.load(Ordering::Acquire)
+    }
+
+    /// The accepted key-log text from byte `from` on.
+    pub fn text_from(&self, from: usize) -> Vec<u8> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.text.get(from..).unwrap_or_default().to_vec()
     }
 
     /// Secrets of text from elsewhere (a Decryption Secrets Block); `origin`
@@ -118,6 +152,7 @@ impl KeyLog {
         for (i, line) in text.split(|&b| b == b'\n').enumerate() {
             inner.line(origin, i as u64 + 1, line);
         }
+        self.text_len.store(inner.text.len(), Ordering::Release);
     }
 
     /// The secrets logged for `client_random`, reading what the files
@@ -180,6 +215,7 @@ impl KeyLog {
             pending.drain(..start);
             inner.read[i] = (pos + fresh.len() as u64, pending, line_no);
         }
+        self.text_len.store(inner.text.len(), Ordering::Release);
     }
 
     /// The summary's key-log line: secrets loaded, malformed lines quoted.
@@ -256,6 +292,8 @@ impl Inner {
             _ => return self.malformed(origin, line_no, line, "unknown label"),
         };
         *slot = Some(secret);
+        self.text.extend_from_slice(line.as_bytes());
+        self.text.push(b'\n');
     }
 
     fn malformed(&mut self, origin: &str, line_no: u64, line: &str, why: &str) {

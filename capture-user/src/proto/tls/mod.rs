@@ -173,6 +173,11 @@ impl Tls {
             + d(&self.dirs[Side::Responder])
     }
 
+    /// Secrets can come: `--keylog` given, or secrets blocks in the file.
+    fn usable(&self) -> bool {
+        self.keylog.as_ref().is_some_and(|k| k.has_sources())
+    }
+
     /// The connection was decrypted (its events are marked `via: keylog`).
     pub fn decrypting(&self) -> bool {
         self.decrypted_once
@@ -185,7 +190,7 @@ impl Tls {
             return;
         }
         self.failed = true;
-        if let Some(k) = &self.keylog {
+        if let Some(k) = self.keylog.as_ref().filter(|_| reason != why::NO_KEYLOG) {
             let t = &k.tally;
             let counter = match reason {
                 why::NO_SECRET | why::HELD_CAP => &t.no_key,
@@ -294,7 +299,9 @@ impl Tls {
             (Phase::Clear, CT_HANDSHAKE) => self.clear_handshake(side, &body, out),
             (Phase::Clear, CT_ALERT) => {}
             (Phase::Clear, _) => {
-                if self.client_random.is_none() {
+                if !self.usable() {
+                    self.fail(side, why::NO_KEYLOG, out);
+                } else if self.client_random.is_none() {
                     self.fail(side, why::LATE, out);
                 } else {
                     self.fail(side, why::MALFORMED, out);
@@ -337,7 +344,7 @@ impl Tls {
                     if h.retry {
                         continue; // a second ClientHello, then the real one
                     }
-                    if self.keylog.is_none() {
+                    if !self.usable() {
                         self.server = Some(h);
                         return self.fail(side, why::NO_KEYLOG, out);
                     }
@@ -442,7 +449,7 @@ impl Tls {
         body: Vec<u8>,
         out: &mut dyn FnMut(TlsOut<'_>),
     ) {
-        if self.keylog.is_none() {
+        if !self.usable() {
             return self.fail(side, why::NO_KEYLOG, out);
         }
         if !self.dirs[side].held.is_empty() || !self.decryptor(side) {
@@ -520,7 +527,8 @@ impl Tls {
             CT_APPDATA => {
                 if self.http2 {
                     if !std::mem::replace(&mut self.failed, true) {
-                        out(TlsOut::Emit(Emit::Event(
+                        // Said of decrypted bytes: marked as such.
+                        out(TlsOut::Emit(Emit::Decrypted(
                             side,
                             EventKind::Stack(StackEvent::Undecoded {
                                 protocol: Protocol::Http2,

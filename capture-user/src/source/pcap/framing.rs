@@ -85,6 +85,9 @@ pub(super) const SECTION_HEADER_BLOCK: u32 = 0x0a0d_0d0a;
 pub(super) const INTERFACE_DESCRIPTION_BLOCK: u32 = 1;
 pub(super) const SIMPLE_PACKET_BLOCK: u32 = 3;
 pub(super) const ENHANCED_PACKET_BLOCK: u32 = 6;
+pub(super) const DECRYPTION_SECRETS_BLOCK: u32 = 0x0a;
+/// Secrets type of a Decryption Secrets Block holding a TLS key log.
+pub(super) const SECRETS_TLS_KEY_LOG: u32 = 0x544c_534b;
 
 /// Largest pcapng block or pcap record read (one holds one packet; snap
 /// lengths are at most 256 KiB in practice). A longer one is a corrupt file.
@@ -394,6 +397,21 @@ impl<R: Read> NgBlocks<R> {
             .filter(|_| caplen.div_ceil(4) * 4 <= b.len() - 20)
             .ok_or_else(|| bad("EnhancedPacketBlock: captured_len + padding > block length"))?;
         Ok((iface, ts, orig_len, data))
+    }
+
+    /// A Decryption Secrets Block: its secrets type and data.
+    pub(super) fn dsb(&self, body: std::ops::Range<usize>) -> Result<(u32, &[u8]), PcapError> {
+        let b = &self.rd.buf[body];
+        if b.len() < 8 {
+            return Err(bad("DecryptionSecretsBlock: block length < 8"));
+        }
+        let kind = self.u32_at(b, 0);
+        let len = self.u32_at(b, 4) as usize;
+        let data = b
+            .get(8..)
+            .and_then(|d| d.get(..len))
+            .ok_or_else(|| bad("DecryptionSecretsBlock: secrets length > block length"))?;
+        Ok((kind, data))
     }
 
     /// A Simple Packet Block (interface 0): original length and the

@@ -38,8 +38,8 @@ mod packet;
 
 pub use framing::MAX_INTERFACES;
 use framing::{
-    Ifaces, NgBlocks, PcapRecords, ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK,
-    SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
+    Ifaces, NgBlocks, PcapRecords, DECRYPTION_SECRETS_BLOCK, ENHANCED_PACKET_BLOCK,
+    INTERFACE_DESCRIPTION_BLOCK, SECRETS_TLS_KEY_LOG, SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
 };
 pub use packet::{parse_packet, LinkType, Parsed};
 
@@ -73,6 +73,10 @@ pub enum SourceError {
 pub struct SourceStats {
     /// Packet records read.
     pub packets: u64,
+    /// pcapng Decryption Secrets Blocks with TLS secrets, and of other
+    /// kinds (not used).
+    pub secrets_blocks: u64,
+    pub secrets_blocks_other: u64,
     /// TCP segments handed on.
     pub segments: u64,
     /// Packets that are not TCP (UDP, ARP, ICMP, ...).
@@ -111,6 +115,8 @@ enum Inner<R: Read> {
 pub struct PcapSource<R: Read> {
     inner: Inner<R>,
     stats: SourceStats,
+    /// Where the TLS secrets of Decryption Secrets Blocks go.
+    secrets: Option<std::sync::Arc<crate::proto::tls::KeyLog>>,
 }
 
 /// How many malformed packets are logged one by one before only counting.
@@ -273,6 +279,7 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         Ok(PcapSource {
             inner,
             stats: SourceStats::default(),
+            secrets: None,
         })
     }
 }
@@ -305,8 +312,17 @@ impl<R: Read> PcapSource<R> {
         let stats = &mut self.stats;
         match &mut self.inner {
             Inner::Pcap { records, link } => read_pcap(records, *link, stats, &mut f),
-            Inner::Ng { blocks, ifaces } => read_pcapng(blocks, ifaces, stats, &mut f),
+            Inner::Ng { blocks, ifaces } => {
+                read_pcapng(blocks, ifaces, stats, self.secrets.as_deref(), &mut f)
+            }
         }
+    }
+
+    /// TLS key-log secrets in the file (pcapng Decryption Secrets Blocks,
+    /// what `editcap --inject-secrets tls,KEYS` writes) go to `k`, as they
+    /// come: before the packets they unlock.
+    pub fn secrets_to(&mut self, k: std::sync::Arc<crate::proto::tls::KeyLog>) {
+        self.secrets = Some(k);
     }
 }
 
@@ -338,6 +354,7 @@ fn read_pcapng<R: Read>(
     blocks: &mut NgBlocks<R>,
     ifaces: &mut Ifaces,
     stats: &mut SourceStats,
+    secrets: Option<&crate::proto::tls::KeyLog>,
     mut f: impl FnMut(&Segment<'_>, u32) -> ControlFlow<()>,
 ) -> Result<(), SourceError> {
     loop {
@@ -362,6 +379,19 @@ fn read_pcapng<R: Read>(
                 }
                 Err(e) => return end_of_file(stats, e),
             },
+            DECRYPTION_SECRETS_BLOCK => {
+                match blocks.dsb(body) {
+                    Ok((SECRETS_TLS_KEY_LOG, text)) => {
+                        stats.secrets_blocks += 1;
+                        if let Some(k) = secrets {
+                            k.add_block(text);
+                        }
+                    }
+                    Ok(_) => stats.secrets_blocks_other += 1, // WireGuard, SSH, ...
+                    Err(e) => return end_of_file(stats, e),
+                }
+                continue;
+            }
             SECTION_HEADER_BLOCK => {
                 // A new section: its own byte order and interfaces.
                 if let Err(e) = blocks.section_header(body) {
