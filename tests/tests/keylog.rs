@@ -143,6 +143,13 @@ fn start_tcpdump(ns: &Netns, file: &Path) -> Reaper {
     Reaper(td)
 }
 
+/// Stops tcpdump once the last packets reached it, and waits for it.
+fn stop_tcpdump(td: Reaper) {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
+    drop(td);
+}
+
 /// Runs the client's plain and deflate conversations over wss:// with its
 /// secrets written to `keys`; returns its logged conversations.
 fn client(ns: &Netns, py: &Path, dir: &Path, keys: &Path, v: &Variant) -> Vec<Value> {
@@ -178,9 +185,7 @@ fn record(ns: &Netns, py: &Path, dir: &Path, v: &Variant) -> (PathBuf, PathBuf, 
     let keys = dir.join(format!("{}.keys", v.name));
     let td = start_tcpdump(ns, &cap);
     let convs = client(ns, py, dir, &keys, v);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
-    drop(td);
+    stop_tcpdump(td);
     (cap, keys, convs)
 }
 
@@ -564,11 +569,8 @@ fn curl_https_with_sslkeylogfile_shows_request_and_response() {
         .unwrap();
     assert!(out.status.success(), "curl failed");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over https\n");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
-    drop(td);
-    let out = wstap(&cap, &["--keylog", keys.to_str().unwrap()]);
-    let ev = events(&out);
+    stop_tcpdump(td);
+    let ev = events(&wstap(&cap, &["--keylog", keys.to_str().unwrap()]));
     let req = common::named(&ev, "http_request");
     assert_eq!(req.len(), 1, "{ev:?}");
     assert_eq!(req[0]["method"], "GET");
@@ -639,4 +641,120 @@ fn hello_retry_request_is_recognised_and_the_session_decrypts() {
     for conv in &convs {
         common::check_conversation(&ev, conv, common::Seen::Both);
     }
+}
+
+/// TLS 1.3 KeyUpdate: `openssl s_client`'s `k` command renews the client's
+/// traffic secret mid-connection; the request after it must decrypt with
+/// the next secret (HKDF-Expand-Label "traffic upd"). Then a second
+/// connection resumes the first's session.
+#[test]
+fn a_key_update_and_a_resumed_session_decrypt() {
+    if !tests::require_root("a_key_update_renews_the_secret")
+        || !tests::require_tool("a_key_update_renews_the_secret", "tcpdump")
+    {
+        return;
+    }
+    use std::io::Write as _;
+    let dir = common::temp_dir("keylog-keyupdate");
+    let ns = Netns::new("kupd").unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let (cert, key) = self_signed_cert(&dir);
+    let mut server = ns.command("openssl");
+    server
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:9444",
+            "-www",
+            "-quiet",
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _server = Reaper(server.spawn().unwrap());
+    // Wait until it listens.
+    let listening = || {
+        let out = ns
+            .command("ss")
+            .args(["-ltn", "sport = :9444"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("9444")
+    };
+    let t0 = std::time::Instant::now();
+    while !listening() {
+        assert!(t0.elapsed().as_secs() < 10, "s_server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cap = dir.join("keyupdate.pcap");
+    let keys = dir.join("keyupdate.keys");
+    let td = start_tcpdump(&ns, &cap);
+    let session = dir.join("session.pem");
+    // One s_client connection: each chunk written after a pause (a line
+    // that is only "k" is its command to send a KeyUpdate); its stdout and
+    // stderr.
+    let s_client = |extra: &[&std::ffi::OsStr], chunks: &[&[u8]]| -> (String, String) {
+        let mut client = ns
+            .command("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                "127.0.0.1:9444",
+                "-tls1_3",
+                "-keylogfile",
+            ])
+            .arg(&keys)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = client.stdin.take().unwrap();
+        for c in chunks {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            stdin.write_all(c).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        drop(stdin);
+        let out = client.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (reply, said) = s_client(
+        &["-sess_out".as_ref(), session.as_os_str()],
+        &[b"k\n", b"GET /after-key-update HTTP/1.0\r\n\r\n"],
+    );
+    assert!(
+        reply.contains("HTTP/1.0 200 ok"),
+        "s_server did not answer: {reply}"
+    );
+    assert!(
+        said.contains("KEYUPDATE"),
+        "s_client did not send a key update: {said}"
+    );
+    // A resumed session (PSK from the ticket of the first): logged and
+    // decrypted like a full one.
+    let (reply, _) = s_client(
+        &["-sess_in".as_ref(), session.as_os_str()],
+        &[b"GET /resumed HTTP/1.0\r\n\r\n"],
+    );
+    assert!(
+        reply.contains("Reused, TLSv1.3"),
+        "the session was not resumed: {reply}"
+    );
+    stop_tcpdump(td);
+    let ev = events(&wstap(&cap, &["--keylog", keys.to_str().unwrap()]));
+    let req = common::named(&ev, "http_request");
+    assert_eq!(req.len(), 2, "{ev:?}");
+    assert_eq!(req[0]["path"], "/after-key-update");
+    assert_eq!(req[1]["path"], "/resumed");
+    assert!(req.iter().all(|r| r["via"] == "keylog"));
+    assert_eq!(common::named(&ev, "http_response").len(), 2, "{ev:?}");
+    assert!(common::named(&ev, "undecoded").is_empty(), "{ev:?}");
 }

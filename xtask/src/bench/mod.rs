@@ -398,6 +398,26 @@ fn peer_script(name: &str) -> PathBuf {
 
 /// Starts `tests/peers/SCRIPT server --host HOST --port PORT EXTRA` in `ns`
 /// and waits for the file it writes once it listens.
+/// A self-signed certificate and key (PEM) in `dir`, for the wss:// peers.
+fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=wstap-bench", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .context("running openssl req")?;
+    if !st.success() {
+        bail!("openssl req failed");
+    }
+    Ok((cert, key))
+}
+
 fn serve(
     ns: &Netns,
     script: &str,

@@ -29,6 +29,9 @@ struct Spec {
     min_bytes: u64,
     /// Target: wstap at least this many times tshark's throughput.
     target_ratio: f64,
+    /// Over wss:// (TLS 1.3, AES-256-GCM): the client logs its secrets,
+    /// wstap and tshark decrypt with them.
+    tls: bool,
 }
 
 fn specs() -> Vec<Spec> {
@@ -48,6 +51,21 @@ fn specs() -> Vec<Spec> {
             min_messages: 200,
             min_bytes: 200_000_000,
             target_ratio: 20.0,
+            tls: false,
+        },
+        Spec {
+            name: "wss-bulk",
+            clients: vec![strings(&[
+                "--conversation",
+                "bulk",
+                "--size",
+                &BULK_BYTES.to_string(),
+            ])],
+            describe: "wss-bulk: the bulk conversation over wss:// (TLS 1.3, TLS_AES_256_GCM_SHA384), decrypted with the client's key log (`--keylog`; tshark `-o tls.keylog_file:`)".into(),
+            min_messages: 200,
+            min_bytes: 200_000_000,
+            target_ratio: 10.0,
+            tls: true,
         },
         Spec {
             name: "small",
@@ -68,6 +86,7 @@ fn specs() -> Vec<Spec> {
             min_messages: 500_000,
             min_bytes: 0,
             target_ratio: 50.0,
+            tls: false,
         },
     ]
 }
@@ -75,6 +94,8 @@ fn specs() -> Vec<Spec> {
 struct Capture {
     spec: Spec,
     file: PathBuf,
+    /// The key log of a wss:// capture.
+    keys: Option<PathBuf>,
     file_bytes: u64,
     truth: Truth,
     packets: u64,
@@ -306,6 +327,11 @@ fn run_wstap(b: &Wstap, cap: &Capture, format: &str, runs: usize) -> Result<Meas
         .arg("-r")
         .arg(&cap.file)
         .args(["--format", format])
+        .args(
+            cap.keys
+                .iter()
+                .flat_map(|k| [std::ffi::OsStr::new("--keylog"), k.as_os_str()]),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -351,6 +377,10 @@ fn run_tshark(cap: &Capture, runs: usize) -> Result<Measured> {
     cmd.arg("-r")
         .arg(&cap.file)
         .args(["-Y", "websocket", "-T", "fields"]);
+    if let Some(k) = &cap.keys {
+        cmd.args(["-o", &format!("tls.keylog_file:{}", k.display())])
+            .args(["-d", &format!("tcp.port=={PORT},tls")]);
+    }
     for f in TSHARK_FIELDS {
         cmd.args(["-e", f]);
     }
@@ -441,7 +471,8 @@ fn count_tshark(out: impl Read) -> Result<(u64, u64, u64)> {
 fn capture(data: &Path, spec: Spec, regenerate: bool) -> Result<Capture> {
     let file = data.join(format!("{}.pcap", spec.name));
     let meta = data.join(format!("{}.meta", spec.name));
-    let key = format!("{:?}", spec.clients);
+    let keys = spec.tls.then(|| data.join(format!("{}.keys", spec.name)));
+    let key = format!("{:?} tls={}", spec.clients, spec.tls);
     if !regenerate && file.exists() {
         if let Some(m) = read_meta(&meta) {
             if m.get("clients").map(String::as_str) == Some(key.as_str()) {
@@ -453,6 +484,7 @@ fn capture(data: &Path, spec: Spec, regenerate: bool) -> Result<Capture> {
                     return Ok(Capture {
                         spec,
                         file,
+                        keys,
                         file_bytes,
                         truth: Truth { messages, bytes },
                         packets,
@@ -468,7 +500,7 @@ fn capture(data: &Path, spec: Spec, regenerate: bool) -> Result<Capture> {
             "bench: recording the {} capture (attempt {attempt})",
             spec.name
         );
-        match record(&spec, &file, attempt) {
+        match record(&spec, &file, keys.as_deref(), attempt) {
             Ok((truth, packets)) => {
                 if truth.messages < spec.min_messages || truth.bytes < spec.min_bytes {
                     bail!("the {} capture is too small: {truth:?}", spec.name);
@@ -484,6 +516,7 @@ fn capture(data: &Path, spec: Spec, regenerate: bool) -> Result<Capture> {
                 return Ok(Capture {
                     spec,
                     file,
+                    keys,
                     file_bytes,
                     truth,
                     packets,
@@ -514,7 +547,7 @@ const PORT: &str = "9001";
 
 /// Records one capture; returns what the clients logged and the packet
 /// count. Fails when tcpdump dropped anything.
-fn record(spec: &Spec, file: &Path, attempt: u32) -> Result<(Truth, u64)> {
+fn record(spec: &Spec, file: &Path, keys: Option<&Path>, attempt: u32) -> Result<(Truth, u64)> {
     if !crate::is_root() {
         bail!("recording the benchmark captures needs root (network namespace, tcpdump): sudo -E cargo xtask bench");
     }
@@ -533,17 +566,37 @@ fn record(spec: &Spec, file: &Path, attempt: u32) -> Result<(Truth, u64)> {
         "tcpdump",
     )?;
     let mut tcpdump = Reaper(child);
+    let mut server_args = strings(&["--no-compression"]);
+    let mut clients = spec.clients.clone();
+    if let Some(keys) = keys {
+        let (cert, key) = super::self_signed_cert(&work)?;
+        server_args.extend([
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]);
+        let _ = std::fs::remove_file(keys);
+        for c in &mut clients {
+            c.extend([
+                "--tls".into(),
+                "--keylog".into(),
+                keys.display().to_string(),
+            ]);
+        }
+    }
+    let server_args: Vec<&str> = server_args.iter().map(String::as_str).collect();
     let _server = serve(
         &ns,
         WS_PEER,
         "127.0.0.1",
         PORT,
-        &["--no-compression"],
+        &server_args,
         &work.join("server.ready"),
         "the WebSocket server",
     )?;
     let t0 = Instant::now();
-    let logs = run_clients(&ns, "127.0.0.1", PORT, &work, &spec.clients)?;
+    let logs = run_clients(&ns, "127.0.0.1", PORT, &work, &clients)?;
     eprintln!("bench: peers done in {:.1} s", t0.elapsed().as_secs_f64());
     // tcpdump hands packets over in blocks retired after at most 1 s:
     // give the last block time to reach the file before stopping it.

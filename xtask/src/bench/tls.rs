@@ -80,20 +80,7 @@ pub fn run(wstap: &Path) -> Result<Section> {
     }
     eprintln!("bench: --tls (wss echo on lo in a private namespace)");
     let work = WorkDir::create("wstap-bench-tls")?;
-    let (cert, key) = (work.join("cert.pem"), work.join("key.pem"));
-    let st = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=wstap-bench", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("openssl req failed");
-    }
+    let (cert, key) = super::self_signed_cert(&work)?;
     let ns = Netns::named(&format!("wsbenchtls{}", std::process::id()))?;
     let ready = work.join("server.ready");
     let mut server = Reaper(

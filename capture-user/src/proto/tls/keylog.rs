@@ -62,6 +62,9 @@ pub struct SessionTally {
     pub failed: AtomicU64,
     pub unsupported: AtomicU64,
     pub late: AtomicU64,
+    /// Sessions whose records waited for their secret (live: the
+    /// application wrote it after wstap saw them).
+    pub held: AtomicU64,
 }
 
 /// All key logs given, merged; shared by every connection's TLS layer.
@@ -223,7 +226,7 @@ impl KeyLog {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let t = &self.tally;
         let mut s = format!(
-            "wstap: key log: {} sessions' secrets ({} lines); TLS sessions decrypted {}, without a key {}, not decryptable {}, unsupported {}, seen only after their handshake {}",
+            "wstap: key log: {} sessions' secrets ({} lines); TLS sessions decrypted {}, without a key {}, not decryptable {}, unsupported {}, seen only after their handshake {}; {} sessions' records waited for their secret",
             inner.secrets.len(),
             inner.lines,
             t.decrypted.load(Ordering::Relaxed),
@@ -231,6 +234,7 @@ impl KeyLog {
             t.failed.load(Ordering::Relaxed),
             t.unsupported.load(Ordering::Relaxed),
             t.late.load(Ordering::Relaxed),
+            t.held.load(Ordering::Relaxed),
         );
         if inner.malformed > 0 {
             s.push_str(&format!(

@@ -142,6 +142,8 @@ pub struct Tls {
     http2: bool,
     decrypted_once: bool,
     held_bytes: usize,
+    /// Records of this session waited for its secret (counted once).
+    held_counted: bool,
 }
 
 impl Tls {
@@ -158,6 +160,7 @@ impl Tls {
             http2: false,
             decrypted_once: false,
             held_bytes: 0,
+            held_counted: false,
         }
     }
 
@@ -453,6 +456,12 @@ impl Tls {
             return self.fail(side, why::NO_KEYLOG, out);
         }
         if !self.dirs[side].held.is_empty() || !self.decryptor(side) {
+            if self.held_bytes == 0 && !self.held_counted {
+                self.held_counted = true;
+                if let Some(k) = &self.keylog {
+                    k.tally.held.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             self.held_bytes += 5 + body.len();
             self.dirs[side].held.push((header, body));
             if self.held_bytes > HELD_MAX {
@@ -656,6 +665,9 @@ pub fn version_name(v: u16) -> String {
         v => format!("{v:#06x}"),
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The IANA name of the suites wstap knows, else the number.
 pub fn suite_name(id: u16) -> String {
