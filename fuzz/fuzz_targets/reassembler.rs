@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         proto: ProtoConfig {
             max_message: 4096,
             max_inflated: 4096,
+            keylog: None,
         },
         // Small, so that memory-budget evictions are reached too.
         max_memory: 16 * 1024,
