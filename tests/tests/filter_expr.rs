@@ -10,30 +10,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 use tests::netns::Netns;
-use tests::peers::{peer_script, python_or_skip, Reaper};
+use tests::peers::python_or_skip;
 use tests::tap::{parse_summary, Wstap};
 
-/// Runs one `ws_peer.py client` against `server`:`port`; returns its
-/// logged conversations.
+/// Runs one client's plain and deflate conversations against
+/// `server`:`port`; returns its logged conversations.
 fn client(ns: &Netns, py: &Path, server: &str, port: &str, dir: &Path, tag: &str) -> Vec<Value> {
-    let log = dir.join(format!("{tag}.json"));
-    let st = ns
-        .command(py)
-        .arg(peer_script())
-        .args(["client", "--host", server, "--port", port, "--log"])
-        .arg(&log)
-        .args(["--conversation", "plain", "--conversation", "deflate"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "{tag}: client failed");
-    let v: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
-    v["conversations"].as_array().unwrap().clone()
+    common::ws_client(
+        ns,
+        py,
+        server,
+        port,
+        &dir.join(format!("{tag}.json")),
+        |_| {},
+    )
 }
 
 fn words(expr: &str) -> Vec<&str> {
@@ -131,22 +126,9 @@ fn expressions_select_live_and_offline_as_tcpdump_and_tshark_would() {
     let _s1 = common::start_ws_server(&ns, &py, "0.0.0.0", "8765", &d1);
     let _s2 = common::start_ws_server(&ns, &py, "0.0.0.0", "8766", &d2);
 
-    // tcpdump records everything on lo, for the offline half (immediate
-    // mode: otherwise the last second of packets may wait in its kernel
-    // ring when it is stopped).
+    // tcpdump records everything on lo, for the offline half.
     let all = dir.join("all.pcap");
-    let mut td = ns
-        .command("tcpdump")
-        .args(["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-w"])
-        .arg(&all)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut td_err = BufReader::new(td.stderr.take().unwrap());
-    let mut first = String::new();
-    td_err.read_line(&mut first).unwrap();
-    assert!(first.contains("listening on"), "tcpdump: {first}");
-    let td = Reaper(td);
+    let td = common::start_tcpdump(&ns, &all);
 
     let live_expr = "( port 8766 or host 127.0.0.2 ) and tcp";
     let mut args = vec!["-i", "lo", "--format", "json"];
@@ -157,8 +139,7 @@ fn expressions_select_live_and_offline_as_tcpdump_and_tshark_would() {
     selected.extend(client(&ns, &py, "127.0.0.1", "8766", &dir, "c"));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = w.stop().unwrap();
-    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
-    drop(td); // waits for tcpdump to flush and exit
+    common::stop_tcpdump(td);
 
     assert!(out.status.success(), "{}", out.stderr);
     let sum = parse_summary(&out.stderr).unwrap();

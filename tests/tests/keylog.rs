@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -126,66 +125,25 @@ fn start_server(ns: &Netns, py: &Path, dir: &Path) -> Reaper {
     server
 }
 
-/// tcpdump on `ns`'s loopback into `file`, capturing when this returns.
-fn start_tcpdump(ns: &Netns, file: &Path) -> Reaper {
-    let mut td = ns
-        .command("tcpdump")
-        .args(["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-w"])
-        .arg(file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(td.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening on"), "tcpdump: {line}");
-    Reaper(td)
-}
-
-/// Stops tcpdump once the last packets reached it, and waits for it.
-fn stop_tcpdump(td: Reaper) {
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
-    drop(td);
-}
-
 /// Runs the client's plain and deflate conversations over wss:// with its
 /// secrets written to `keys`; returns its logged conversations.
 fn client(ns: &Netns, py: &Path, dir: &Path, keys: &Path, v: &Variant) -> Vec<Value> {
     let log = dir.join(format!("{}.json", v.name));
-    let mut cmd = ns.command(py);
-    cmd.arg(peer_script())
-        .args([
-            "client",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            PORT,
-            "--tls",
-            "--keylog",
-        ])
-        .arg(keys)
-        .arg("--log")
-        .arg(&log)
-        .args(["--conversation", "plain", "--conversation", "deflate"])
-        .args(v.client);
-    if let Some(suite) = v.tls13_suite {
-        cmd.env("OPENSSL_CONF", openssl_conf(dir, suite));
-    }
-    let st = cmd.status().unwrap();
-    assert!(st.success(), "{}: client failed", v.name);
-    let v: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
-    v["conversations"].as_array().unwrap().clone()
+    common::ws_client(ns, py, "127.0.0.1", PORT, &log, |cmd| {
+        cmd.arg("--tls").arg("--keylog").arg(keys).args(v.client);
+        if let Some(suite) = v.tls13_suite {
+            cmd.env("OPENSSL_CONF", openssl_conf(dir, suite));
+        }
+    })
 }
 
 /// Records one variant's conversation: (capture, key log, conversations).
 fn record(ns: &Netns, py: &Path, dir: &Path, v: &Variant) -> (PathBuf, PathBuf, Vec<Value>) {
     let cap = dir.join(format!("{}.pcap", v.name));
     let keys = dir.join(format!("{}.keys", v.name));
-    let td = start_tcpdump(ns, &cap);
+    let td = common::start_tcpdump(ns, &cap);
     let convs = client(ns, py, dir, &keys, v);
-    stop_tcpdump(td);
+    common::stop_tcpdump(td);
     (cap, keys, convs)
 }
 
@@ -560,7 +518,7 @@ fn curl_https_with_sslkeylogfile_shows_request_and_response() {
     common::wait_for_file(&ready, "https server");
     let cap = dir.join("curl.pcap");
     let keys = dir.join("curl.keys");
-    let td = start_tcpdump(&ns, &cap);
+    let td = common::start_tcpdump(&ns, &cap);
     let out = ns
         .command("curl")
         .args(["-sk", "--http1.1", "https://127.0.0.1:8443/some/path"])
@@ -569,7 +527,7 @@ fn curl_https_with_sslkeylogfile_shows_request_and_response() {
         .unwrap();
     assert!(out.status.success(), "curl failed");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over https\n");
-    stop_tcpdump(td);
+    common::stop_tcpdump(td);
     let ev = events(&wstap(&cap, &["--keylog", keys.to_str().unwrap()]));
     let req = common::named(&ev, "http_request");
     assert_eq!(req.len(), 1, "{ev:?}");
@@ -691,7 +649,7 @@ fn a_key_update_and_a_resumed_session_decrypt() {
     }
     let cap = dir.join("keyupdate.pcap");
     let keys = dir.join("keyupdate.keys");
-    let td = start_tcpdump(&ns, &cap);
+    let td = common::start_tcpdump(&ns, &cap);
     let session = dir.join("session.pem");
     // One s_client connection: each chunk written after a pause (a line
     // that is only "k" is its command to send a KeyUpdate); its stdout and
@@ -748,7 +706,7 @@ fn a_key_update_and_a_resumed_session_decrypt() {
         reply.contains("Reused, TLSv1.3"),
         "the session was not resumed: {reply}"
     );
-    stop_tcpdump(td);
+    common::stop_tcpdump(td);
     let ev = events(&wstap(&cap, &["--keylog", keys.to_str().unwrap()]));
     let req = common::named(&ev, "http_request");
     assert_eq!(req.len(), 2, "{ev:?}");

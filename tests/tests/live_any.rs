@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tests::netns::{ip, unique_name, Netns};
-use tests::peers::{peer_script, python_or_skip};
+use tests::peers::python_or_skip;
 use tests::tap::{parse_summary, Wstap};
 
 const PORT: &str = "8765";
@@ -52,21 +52,17 @@ fn pair(host: &Netns, client_addr: &str, host_addr: Option<&str>) -> (Netns, Str
     (client, h)
 }
 
-/// Runs one `ws_peer.py client` in `ns` against `server`; returns its
-/// logged conversations.
+/// Runs one client's plain and deflate conversations in `ns` against
+/// `server`; returns its logged conversations.
 fn client(ns: &Netns, py: &Path, server: &str, dir: &Path, tag: &str) -> Vec<Value> {
-    let log = dir.join(format!("{tag}.json"));
-    let st = ns
-        .command(py)
-        .arg(peer_script())
-        .args(["client", "--host", server, "--port", PORT, "--log"])
-        .arg(&log)
-        .args(["--conversation", "plain", "--conversation", "deflate"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "{tag}: client failed");
-    let v: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
-    v["conversations"].as_array().unwrap().clone()
+    common::ws_client(
+        ns,
+        py,
+        server,
+        PORT,
+        &dir.join(format!("{tag}.json")),
+        |_| {},
+    )
 }
 
 #[test]

@@ -738,7 +738,10 @@ impl<'a> Parser<'a> {
                             continue; // `ip host NAME`: its IPv4 addresses only
                         }
                     }
-                    let prefix = HostPrefix::parse(&a.to_string()).expect("an address parses");
+                    let prefix = HostPrefix {
+                        addr: a,
+                        prefix_len: if a.is_ipv4() { 32 } else { 128 },
+                    };
                     nodes.push(Node::Net { dir: q.dir, prefix });
                 }
                 if nodes.len() > 1 {

@@ -191,41 +191,41 @@ impl Stack {
             return;
         };
         let role = Cell::new(role);
+        let learn = |e: &Emit<'_>| {
+            if let Emit::Role(fact) = e {
+                let mut r = role.get();
+                r.learn(*fact);
+                role.set(r);
+            }
+        };
         call(tls, &mut |o| match o {
             TlsOut::Plain(side, bytes) => {
-                let mut decrypted = |e: Emit<'_>| {
-                    if let Emit::Role(fact) = e {
-                        let mut r = role.get();
-                        r.learn(fact);
-                        role.set(r);
-                    }
-                    match e {
-                        Emit::Event(s, k) => out(Emit::Decrypted(s, k)),
-                        other => out(other),
-                    }
-                };
                 // Plaintext is never TLS again: a nested record is data.
-                let nested = layers.data(role.get(), side, bytes, false, &mut decrypted);
+                let nested = layers.data(role.get(), side, bytes, false, &mut |e| {
+                    learn(&e);
+                    out(decrypted(e))
+                });
                 debug_assert!(nested.is_none());
             }
             TlsOut::Emit(e) => {
-                if let Emit::Role(fact) = e {
-                    let mut r = role.get();
-                    r.learn(fact);
-                    role.set(r);
-                }
+                learn(&e);
                 out(e)
             }
         });
     }
 }
 
+/// An event of the plaintext layers, marked as decrypted.
+fn decrypted(e: Emit<'_>) -> Emit<'_> {
+    match e {
+        Emit::Event(s, k) => Emit::Decrypted(s, k),
+        other => other,
+    }
+}
+
 /// `out`, with the plaintext layers' events marked decrypted.
 fn as_decrypted<'o>(out: &'o mut dyn FnMut(Emit<'_>)) -> impl FnMut(Emit<'_>) + 'o {
-    move |e| match e {
-        Emit::Event(s, k) => out(Emit::Decrypted(s, k)),
-        other => out(other),
-    }
+    move |e| out(decrypted(e))
 }
 
 impl Layers {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -194,4 +194,56 @@ pub fn check_conversation(events: &[Value], conv: &Value, seen: Seen) {
         let hit = of_conn.iter().find(|e| e["event"] == bad);
         assert!(hit.is_none(), "{cname}: unexpected {bad}: {hit:?}");
     }
+}
+
+/// tcpdump on `ns`'s loopback into `file`, capturing when this returns
+/// (immediate mode and a 64 MiB buffer: otherwise the last second of
+/// packets may still wait in its kernel ring when it is stopped, or a burst
+/// may be dropped under load).
+pub fn start_tcpdump(ns: &tests::netns::Netns, file: &Path) -> tests::peers::Reaper {
+    use std::io::BufRead as _;
+    let mut td = ns
+        .command("tcpdump")
+        .args(["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-w"])
+        .arg(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    let mut line = String::new();
+    std::io::BufReader::new(td.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "tcpdump: {line}");
+    tests::peers::Reaper(td)
+}
+
+/// Stops tcpdump once the last packets reached it, and waits for it.
+pub fn stop_tcpdump(td: tests::peers::Reaper) {
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling a child we spawned and have not reaped yet.
+    unsafe { libc::kill(td.0.id() as i32, libc::SIGINT) };
+    drop(td);
+}
+
+/// Runs `ws_peer.py client` in `ns` against `server`:`port` with the plain
+/// and deflate conversations (and `more` arguments, or environment, set by
+/// `adjust`), logging to `log`; returns its logged conversations.
+pub fn ws_client(
+    ns: &tests::netns::Netns,
+    py: &Path,
+    server: &str,
+    port: &str,
+    log: &Path,
+    adjust: impl FnOnce(&mut Command),
+) -> Vec<Value> {
+    let mut cmd = ns.command(py);
+    cmd.arg(tests::peers::peer_script())
+        .args(["client", "--host", server, "--port", port, "--log"])
+        .arg(log)
+        .args(["--conversation", "plain", "--conversation", "deflate"]);
+    adjust(&mut cmd);
+    let st = cmd.status().unwrap();
+    assert!(st.success(), "{}: client failed", log.display());
+    let v: Value = serde_json::from_slice(&std::fs::read(log).unwrap()).unwrap();
+    v["conversations"].as_array().unwrap().clone()
 }

@@ -249,10 +249,14 @@ impl Decryptor {
     }
 
     /// Decrypts one record (`header` is its 5 bytes, `body` what follows)
-    /// in place; returns the plaintext's length (TLS 1.3: still with the
-    /// inner content type and padding). The sequence number advances only
-    /// when the record verified.
-    pub fn open(&mut self, header: &[u8; 5], body: &mut Vec<u8>) -> Result<usize, DecryptError> {
+    /// in place; returns where in `body` the plaintext is (TLS 1.3: still
+    /// with the inner content type and padding). The sequence number
+    /// advances only when the record verified.
+    pub fn open(
+        &mut self,
+        header: &[u8; 5],
+        body: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, DecryptError> {
         const TAG: usize = 16;
         let mut nonce = self.iv;
         let skip = match self.nonce {
@@ -283,10 +287,7 @@ impl Decryptor {
             a.extend_from_slice(&(plain_len as u16).to_be_bytes());
             a
         };
-        if skip > 0 {
-            body.drain(..skip);
-        }
-        let (ct, tag) = body.split_at_mut(plain_len);
+        let (ct, tag) = body[skip..].split_at_mut(plain_len);
         let tag = aes_gcm::aead::Tag::<Aes128Gcm>::clone_from_slice(tag);
         let nonce = aes_gcm::aead::Nonce::<Aes128Gcm>::from(nonce);
         let ok = match &self.aead {
@@ -295,9 +296,8 @@ impl Decryptor {
             Aead::ChaCha(c) => c.decrypt_in_place_detached(&nonce, &aad, ct, &tag),
         };
         ok.map_err(|_| DecryptError::BadTag)?;
-        body.truncate(plain_len);
         self.seq += 1;
-        Ok(plain_len)
+        Ok(skip..skip + plain_len)
     }
 }
 
@@ -355,8 +355,9 @@ mod tests {
                 let plain = format!("record {seq} of {id:#x}").into_bytes();
                 let (header, body) = seal(&mut enc_twin, &plain);
                 let mut b = body.clone();
-                assert_eq!(dec.open(&header, &mut b), Ok(plain.len()));
-                assert_eq!(b, plain);
+                let range = dec.open(&header, &mut b).unwrap();
+                assert_eq!(range.len(), plain.len());
+                assert_eq!(&b[range], &plain[..]);
                 let mut bad = body.clone();
                 let last = bad.len() - 1;
                 bad[last] ^= 1;

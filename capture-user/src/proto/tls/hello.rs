@@ -131,6 +131,19 @@ pub fn client_hello(body: &[u8]) -> Option<ClientHello> {
     Some(hello)
 }
 
+/// The ALPN protocol chosen in a TLS 1.3 EncryptedExtensions body (its
+/// extensions, laid out as the hellos' are); None when absent or malformed.
+pub fn encrypted_extensions_alpn(body: &[u8]) -> Option<String> {
+    let mut alpn = None;
+    extensions(&mut Rd(body), |ty, b| {
+        if ty == EXT_ALPN {
+            alpn = alpn_list(b)?.into_iter().next();
+        }
+        Some(())
+    })?;
+    alpn
+}
+
 /// A ServerHello body; None when malformed.
 pub fn server_hello(body: &[u8]) -> Option<ServerHello> {
     let mut r = Rd(body);
@@ -219,6 +232,14 @@ mod tests {
         s.extend_from_slice(&e);
         let sh = server_hello(&s).unwrap();
         assert!(sh.retry);
+        // EncryptedExtensions: the extensions alone.
+        let mut al = vec![0, 3, 2];
+        al.extend_from_slice(b"h2");
+        let e = ext(EXT_ALPN, &al);
+        let mut ee = (e.len() as u16).to_be_bytes().to_vec();
+        ee.extend_from_slice(&e);
+        assert_eq!(encrypted_extensions_alpn(&ee).as_deref(), Some("h2"));
+        assert_eq!(encrypted_extensions_alpn(&ee[..ee.len() - 1]), None);
         assert_eq!((sh.version, sh.suite), (0x0304, 0x1301));
         assert!(server_hello(&s[..s.len() - 1]).is_none());
     }

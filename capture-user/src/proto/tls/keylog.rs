@@ -188,11 +188,18 @@ impl KeyLog {
     fn refresh(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for (i, path) in self.files.iter().enumerate() {
-            let Ok(mut f) = std::fs::File::open(path) else {
+            // A stat first: a miss on a file that has not grown (every
+            // record of a session the key log lacks) opens nothing.
+            let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
                 continue; // rotated away for a moment: try again next time
             };
             let (pos, _, _) = inner.read[i];
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if len == pos {
+                continue;
+            }
+            let Ok(mut f) = std::fs::File::open(path) else {
+                continue;
+            };
             if len < pos {
                 // Truncated and rewritten: read it again from the start.
                 inner.read[i] = (0, Vec::new(), 0);
@@ -211,8 +218,7 @@ impl KeyLog {
             let mut start = 0;
             while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
                 line_no += 1;
-                let line = pending[start..start + nl].to_vec();
-                inner.line(&name, line_no, &line);
+                inner.line(&name, line_no, &pending[start..start + nl]);
                 start += nl + 1;
             }
             pending.drain(..start);

@@ -24,6 +24,7 @@ pub mod crypto;
 pub mod hello;
 pub mod keylog;
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -105,8 +106,8 @@ struct Dir {
     dec: Option<Decryptor>,
     /// TLS 1.3: the traffic secret `dec` was made from (for KeyUpdate).
     secret: Vec<u8>,
-    /// Records waiting for their secret: (header, body).
-    held: Vec<([u8; 5], Vec<u8>)>,
+    /// Records waiting for their secret: (header, body), oldest first.
+    held: VecDeque<([u8; 5], Vec<u8>)>,
     /// A switch to the traffic epoch after the record being processed.
     to_traffic: bool,
 }
@@ -120,7 +121,7 @@ impl Dir {
             phase: Phase::Clear,
             dec: None,
             secret: Vec::new(),
-            held: Vec::new(),
+            held: VecDeque::new(),
             to_traffic: false,
         }
     }
@@ -181,11 +182,6 @@ impl Tls {
         self.keylog.as_ref().is_some_and(|k| k.has_sources())
     }
 
-    /// The connection was decrypted (its events are marked `via: keylog`).
-    pub fn decrypting(&self) -> bool {
-        self.decrypted_once
-    }
-
     /// Gives up on the connection with `reason` (said once), counting the
     /// bytes not decoded.
     fn fail(&mut self, side: Side, reason: &'static str, out: &mut dyn FnMut(TlsOut<'_>)) {
@@ -211,7 +207,7 @@ impl Tls {
             skipped += d.buf.len() as u64;
             skipped += d.held.iter().map(|(_, b)| 5 + b.len() as u64).sum::<u64>();
             d.buf = Vec::new();
-            d.held = Vec::new();
+            d.held = VecDeque::new();
         }
         self.held_bytes = 0;
         out(TlsOut::Emit(Emit::Event(
@@ -248,7 +244,8 @@ impl Tls {
             if buf.len() - at < 5 + len {
                 break;
             }
-            let body = buf[at + 5..at + 5 + len].to_vec();
+            // Decrypted in place: the record is not copied again.
+            let body = &mut buf[at + 5..at + 5 + len];
             at += 5 + len;
             self.record(side, header, body, out);
         }
@@ -287,7 +284,7 @@ impl Tls {
         &mut self,
         side: Side,
         header: [u8; 5],
-        body: Vec<u8>,
+        body: &mut [u8],
         out: &mut dyn FnMut(TlsOut<'_>),
     ) {
         let phase = self.dirs[side].phase;
@@ -299,7 +296,7 @@ impl Tls {
                     self.dirs[side].phase = Phase::Traffic;
                 }
             }
-            (Phase::Clear, CT_HANDSHAKE) => self.clear_handshake(side, &body, out),
+            (Phase::Clear, CT_HANDSHAKE) => self.clear_handshake(side, body, out),
             (Phase::Clear, CT_ALERT) => {}
             (Phase::Clear, _) => {
                 if !self.usable() {
@@ -449,7 +446,7 @@ impl Tls {
         &mut self,
         side: Side,
         header: [u8; 5],
-        body: Vec<u8>,
+        body: &mut [u8],
         out: &mut dyn FnMut(TlsOut<'_>),
     ) {
         if !self.usable() {
@@ -463,7 +460,7 @@ impl Tls {
                 }
             }
             self.held_bytes += 5 + body.len();
-            self.dirs[side].held.push((header, body));
+            self.dirs[side].held.push_back((header, body.to_vec()));
             if self.held_bytes > HELD_MAX {
                 self.fail(side, why::HELD_CAP, out);
             }
@@ -476,9 +473,11 @@ impl Tls {
     fn retry_held(&mut self, out: &mut dyn FnMut(TlsOut<'_>)) {
         for side in [Side::Initiator, Side::Responder] {
             while !self.failed && !self.dirs[side].held.is_empty() && self.decryptor(side) {
-                let (header, body) = self.dirs[side].held.remove(0);
+                let Some((header, mut body)) = self.dirs[side].held.pop_front() else {
+                    break;
+                };
                 self.held_bytes -= 5 + body.len();
-                self.open(side, header, body, out);
+                self.open(side, header, &mut body, out);
             }
         }
     }
@@ -487,34 +486,39 @@ impl Tls {
         &mut self,
         side: Side,
         header: [u8; 5],
-        mut body: Vec<u8>,
+        body: &mut [u8],
         out: &mut dyn FnMut(TlsOut<'_>),
     ) {
         let version = self.server.as_ref().map_or(0, |s| s.version);
+        // The ciphertext, kept for a second try in the TLS 1.3 handshake
+        // epoch only (a few records per connection).
         let saved =
-            (version == TLS13 && self.dirs[side].phase == Phase::Handshake).then(|| body.clone());
+            (version == TLS13 && self.dirs[side].phase == Phase::Handshake).then(|| body.to_vec());
         let dec = self.dirs[side].dec.as_mut().expect("decryptor made");
-        match dec.open(&header, &mut body) {
-            Ok(_) => {}
+        let plain = match dec.open(&header, body) {
+            Ok(range) => range,
             Err(DecryptError::BadTag) if saved.is_some() => {
                 // A TLS 1.3 Finished not recognised: try the traffic secret.
                 self.dirs[side].phase = Phase::Traffic;
                 self.dirs[side].dec = None;
-                body = saved.expect("checked");
-                if !self.decryptor(side)
-                    || self.dirs[side]
-                        .dec
-                        .as_mut()
-                        .expect("made")
-                        .open(&header, &mut body)
-                        .is_err()
-                {
+                body.copy_from_slice(&saved.expect("checked"));
+                if !self.decryptor(side) {
                     return self.fail(side, why::BAD_TAG, out);
+                }
+                match self.dirs[side]
+                    .dec
+                    .as_mut()
+                    .expect("made")
+                    .open(&header, body)
+                {
+                    Ok(range) => range,
+                    Err(_) => return self.fail(side, why::BAD_TAG, out),
                 }
             }
             Err(DecryptError::BadTag) => return self.fail(side, why::BAD_TAG, out),
             Err(DecryptError::TooShort) => return self.fail(side, why::MALFORMED, out),
-        }
+        };
+        let mut body = &body[plain];
         if !self.decrypted_once {
             self.decrypted_once = true;
             if let Some(k) = &self.keylog {
@@ -527,7 +531,7 @@ impl Tls {
                 return self.fail(side, why::MALFORMED, out);
             };
             let ty = body[end];
-            body.truncate(end);
+            body = &body[..end];
             ty
         } else {
             header[0]
@@ -548,9 +552,9 @@ impl Tls {
                     out(TlsOut::Emit(Emit::Skipped(side, body.len() as u64)));
                     return;
                 }
-                out(TlsOut::Plain(side, &body));
+                out(TlsOut::Plain(side, body));
             }
-            CT_HANDSHAKE if version == TLS13 => self.inner_handshake(side, &body, out),
+            CT_HANDSHAKE if version == TLS13 => self.inner_handshake(side, body, out),
             _ => {} // alerts, TLS 1.2 Finished
         }
         let d = &mut self.dirs[side];
@@ -587,7 +591,7 @@ impl Tls {
                     }
                 }
                 HS_ENCRYPTED_EXTENSIONS
-                    if encrypted_extensions_alpn(&msg).as_deref() == Some("h2") =>
+                    if hello::encrypted_extensions_alpn(&msg).as_deref() == Some("h2") =>
                 {
                     self.http2 = true;
                 }
@@ -633,15 +637,6 @@ fn collect(d: &mut Dir, mut body: &[u8], msgs: &mut Vec<(u8, Vec<u8>)>) -> bool 
     }
     d.hs.drain(..at);
     true
-}
-
-fn encrypted_extensions_alpn(msg: &[u8]) -> Option<String> {
-    // extensions<0..2^16-1>, the same layout as the hellos' tail.
-    let mut probe = vec![3, 3];
-    probe.extend_from_slice(&[0; 32]);
-    probe.extend_from_slice(&[0, 0x13, 0x01, 0]);
-    probe.extend_from_slice(msg);
-    hello::server_hello(&probe)?.alpn
 }
 
 fn client_hello_event(h: &ClientHello) -> EventKind<'static> {
