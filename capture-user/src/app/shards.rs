@@ -10,6 +10,10 @@
 //! stdout under its lock, so lines of different connections interleave but
 //! never mix. A bounded channel makes a slow worker slow the capture
 //! thread down, and the kernel then counts what the ring could not hold.
+//! Workers hand their emptied batches back, so that the buffers keep
+//! their capacity: a fresh buffer per batch was grown by doubling and
+//! faulted in page by page, at 2 GB/s of bulk payload the price of
+//! sharding that lost records (measured: `cargo xtask bench --only scale`).
 
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
@@ -73,6 +77,11 @@ impl Batch {
         self.data.extend_from_slice(seg.payload);
     }
 
+    fn clear(&mut self) {
+        self.segs.clear();
+        self.data.clear();
+    }
+
     fn segment<'a>(&'a self, m: &Meta) -> Segment<'a> {
         Segment {
             iface: m.iface,
@@ -121,6 +130,8 @@ impl Shared {
 pub struct Shards {
     tx: Vec<SyncSender<Batch>>,
     pending: Vec<Batch>,
+    /// Emptied batches coming back from the workers, for reuse.
+    spare: Receiver<Batch>,
     workers: Vec<JoinHandle<DecodeStats>>,
     shared: Arc<Shared>,
     /// Sum of the workers' counters, once they have finished.
@@ -139,17 +150,20 @@ impl Shards {
             stats: (0..n).map(|_| Mutex::default()).collect(),
         });
         let (mut tx, mut workers) = (Vec::new(), Vec::new());
+        // Room for every batch in flight: giving one back never blocks.
+        let (give_back, spare) = sync_channel(n * (QUEUE + 2));
         for i in 0..n {
             let (s, r) = sync_channel(QUEUE);
-            let (cli, shared) = (cli.clone(), shared.clone());
+            let (cli, shared, give_back) = (cli.clone(), shared.clone(), give_back.clone());
             let h = std::thread::Builder::new()
                 .name(format!("wstap-decode-{i}"))
-                .spawn(move || work(i, &cli, r, &shared))?;
+                .spawn(move || work(i, &cli, r, &give_back, &shared))?;
             tx.push(s);
             workers.push(h);
         }
         Ok(Shards {
             pending: (0..n).map(|_| Batch::default()).collect(),
+            spare,
             tx,
             workers,
             shared,
@@ -167,8 +181,9 @@ impl Shards {
     pub fn send(&mut self) {
         for (tx, b) in self.tx.iter().zip(&mut self.pending) {
             if !b.segs.is_empty() {
+                let next = self.spare.try_recv().unwrap_or_default();
                 // A worker only goes away by panicking; join reports that.
-                let _ = tx.send(std::mem::take(b));
+                let _ = tx.send(std::mem::replace(b, next));
             }
         }
     }
@@ -227,7 +242,13 @@ fn conn_hash(a: SocketAddr, b: SocketAddr) -> u64 {
 }
 
 /// One decoder thread: decode every batch, write its events, flush.
-fn work(i: usize, cli: &Cli, rx: Receiver<Batch>, shared: &Shared) -> DecodeStats {
+fn work(
+    i: usize,
+    cli: &Cli,
+    rx: Receiver<Batch>,
+    give_back: &SyncSender<Batch>,
+    shared: &Shared,
+) -> DecodeStats {
     // The memory budget is the process's: each worker gets its share.
     let mut cfg = common::decode_config(cli);
     cfg.max_memory /= shared.stats.len().max(1);
@@ -238,15 +259,17 @@ fn work(i: usize, cli: &Cli, rx: Receiver<Batch>, shared: &Shared) -> DecodeStat
         index: i as u64,
         workers: shared.stats.len() as u64,
     };
-    for batch in rx {
-        if shared.stopped.load(Ordering::Relaxed) {
-            continue; // keep draining so the capture thread never blocks
+    for mut batch in rx {
+        if !shared.stopped.load(Ordering::Relaxed) {
+            for m in &batch.segs {
+                dec.push_cut(&batch.segment(m), m.lost, &mut sink);
+            }
+            sink.flush();
+            *shared.stats[i].lock().unwrap() = dec.stats();
         }
-        for m in &batch.segs {
-            dec.push_cut(&batch.segment(m), m.lost, &mut sink);
-        }
-        sink.flush();
-        *shared.stats[i].lock().unwrap() = dec.stats();
+        // Else only drained, so that the capture thread never blocks.
+        batch.clear();
+        let _ = give_back.try_send(batch);
     }
     if !shared.stopped.load(Ordering::Relaxed) {
         dec.finish(&mut sink);

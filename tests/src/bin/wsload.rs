@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
@@ -63,6 +63,11 @@ struct ServerArgs {
     /// Written once the server listens.
     #[arg(long)]
     ready: Option<PathBuf>,
+    /// SO_REUSEPORT: several server processes share the port (and the
+    /// kernel spreads connections over them), for more connections than
+    /// one process may hold descriptors.
+    #[arg(long)]
+    reuse_port: bool,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +101,10 @@ struct ClientArgs {
     /// possible.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Messages per write: a batch is queued and then flushed in one
+    /// write (a busy server's way); 1: each message its own write.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// The server sinks: expect no echoes.
     #[arg(long)]
     one_way: bool,
@@ -118,6 +127,9 @@ struct ClientArgs {
     /// The log (JSON): totals and one entry per connection.
     #[arg(long)]
     log: PathBuf,
+    /// Totals only in the log (100,000 entries are 25 MB to read).
+    #[arg(long)]
+    no_connections: bool,
 }
 
 fn main() -> Result<()> {
@@ -135,15 +147,28 @@ fn main() -> Result<()> {
     }
 }
 
-/// 100,000 connections need 100,000 descriptors on each side.
+/// 100,000 connections need 100,000 descriptors on each side: as high as
+/// the kernel allows (`fs.nr_open`, root may raise the hard limit), else
+/// the hard limit.
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    let nr_open: libc::rlim_t = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     // SAFETY: getrlimit/setrlimit on a valid struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let want = libc::rlimit {
+            rlim_cur: nr_open.max(lim.rlim_max),
+            rlim_max: nr_open.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
@@ -151,11 +176,13 @@ fn raise_fd_limit() {
 }
 
 /// Small buffers: a connection costs a few KiB, not tungstenite's default
-/// 128 KiB read buffer (100,000 of those would be 12.8 GB).
+/// 128 KiB read buffer (100,000 of those would be 12.8 GB). Messages are
+/// written when flushed (`feed` queues, `send` and `flush` write), so
+/// that a batch of them leaves in one write.
 fn ws_config(many: bool) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(if many { 4096 } else { 64 * 1024 })
-        .write_buffer_size(0)
+        .write_buffer_size(64 * 1024)
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20))
 }
@@ -166,6 +193,9 @@ async fn server(a: ServerArgs) -> Result<()> {
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     sock.set_reuseaddr(true)?;
+    if a.reuse_port {
+        sock.set_reuseport(true)?;
+    }
     sock.bind(a.listen)
         .with_context(|| format!("binding {}", a.listen))?;
     let listener = sock.listen(65535)?;
@@ -193,12 +223,29 @@ async fn serve(listener: TcpListener, sink: bool) -> Result<()> {
             else {
                 return;
             };
-            while let Some(Ok(m)) = ws.next().await {
+            // Echoes of what has already arrived leave together; the
+            // writes are flushed as soon as nothing more is waiting.
+            let mut unflushed = false;
+            loop {
+                let next = match ws.next().now_or_never() {
+                    Some(m) => m,
+                    None => {
+                        if unflushed {
+                            if ws.flush().await.is_err() {
+                                return;
+                            }
+                            unflushed = false;
+                        }
+                        ws.next().await
+                    }
+                };
+                let Some(Ok(m)) = next else { return };
                 match m {
                     Message::Text(_) | Message::Binary(_) if !sink => {
-                        if ws.send(m).await.is_err() {
+                        if ws.feed(m).await.is_err() {
                             return;
                         }
+                        unflushed = true;
                     }
                     Message::Close(_) => {
                         // tungstenite answers the close; drain until EOF.
@@ -323,6 +370,7 @@ struct Plan {
     /// Messages per second for this connection; 0: unpaced.
     rate: f64,
     echo: bool,
+    batch: usize,
 }
 
 /// One connection's result.
@@ -389,6 +437,7 @@ async fn client(a: ClientArgs) -> Result<()> {
             binary: a.binary,
             rate: a.rate / n,
             echo: !a.one_way,
+            batch: a.batch.max(1),
         };
         running.push(tokio::spawn(talk(
             ws,
@@ -441,7 +490,7 @@ async fn client(a: ClientArgs) -> Result<()> {
         "received_bytes": received_bytes,
         "open_s": opened_in.as_secs_f64(),
         "send_s": send_elapsed.as_secs_f64(),
-        "connections": conns,
+        "connections": if a.no_connections { Vec::new() } else { conns },
     });
     write_log(&a.log, &log)?;
     eprintln!(
@@ -546,6 +595,10 @@ async fn talk(ws: Ws, client: SocketAddr, server: SocketAddr, plan: Plan, seed: 
             let due = (start.elapsed().as_secs_f64() * plan.rate) as u64 + 1;
             if sent.messages >= due {
                 let next = Duration::from_secs_f64((sent.messages as f64) / plan.rate);
+                if plan.batch > 1 && tx.flush().await.is_err() {
+                    error = Some("sending: flush failed".into());
+                    break;
+                }
                 tokio::time::sleep_until((start + next).into()).await;
                 continue;
             }
@@ -559,12 +612,23 @@ async fn talk(ws: Ws, client: SocketAddr, server: SocketAddr, plan: Plan, seed: 
             // The text alphabet is ASCII.
             Message::Text(String::from_utf8(buf[..len].to_vec()).unwrap().into())
         };
-        if let Err(e) = tx.send(msg).await {
+        let batch_full = (sent.messages + 1) % plan.batch as u64 == 0;
+        let r = if batch_full {
+            tx.send(msg).await
+        } else {
+            tx.feed(msg).await
+        };
+        if let Err(e) = r {
             error = Some(format!("sending: {e}"));
             break;
         }
         sent.add(&buf[..len]);
         sent_count.store(sent.messages, Ordering::Release);
+    }
+    if error.is_none() {
+        if let Err(e) = tx.flush().await {
+            error = Some(format!("sending: {e}"));
+        }
     }
     done_sending.notify_one();
     let (received, read_error) = match tokio::time::timeout(Duration::from_secs(120), reader).await

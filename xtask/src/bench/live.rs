@@ -18,8 +18,8 @@ use super::{
 use crate::status;
 
 const PORT: &str = "9004";
-const SERVER: &str = "10.204.0.1";
-const CLIENT: &str = "10.204.0.2";
+pub(super) const SERVER: &str = "10.204.0.1";
+pub(super) const CLIENT: &str = "10.204.0.2";
 const CLIENTS: usize = 4;
 
 struct Workload {
@@ -62,14 +62,15 @@ fn workloads() -> Vec<Workload> {
 
 /// Server and client namespaces joined by a veth pair; deleting the
 /// namespaces (on drop) deletes the pair.
-struct Pair {
-    server: Netns,
-    client: Netns,
-    iface: String,
+pub(super) struct Pair {
+    pub(super) server: Netns,
+    pub(super) client: Netns,
+    /// The server's end.
+    pub(super) iface: String,
 }
 
 impl Pair {
-    fn create() -> Result<Pair> {
+    pub(super) fn create() -> Result<Pair> {
         let id = std::process::id() % 100_000;
         let server = Netns::named(&format!("wsbench-s{id}"))?;
         let client = Netns::named(&format!("wsbench-c{id}"))?;

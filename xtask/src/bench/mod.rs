@@ -34,6 +34,7 @@ mod kernel;
 mod live;
 mod memory;
 mod offline;
+mod scale;
 mod tls;
 
 use std::fmt::Write as _;
@@ -88,6 +89,10 @@ pub enum Part {
     Memory,
     /// Row 5: --tls, wss echo throughput and cost per hooked SSL call.
     Tls,
+    /// Row 6: live at server scale with the Rust load generator: the
+    /// highest loss-free rate (wstap, tcpdump, tshark), `--workers 1/2`,
+    /// 100,000 connections.
+    Scale,
     /// Criterion micro-benchmarks of the decoder.
     Criterion,
 }
@@ -162,6 +167,9 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<()> {
     }
     if want(Part::Tls) {
         sections.push(tls::run(wstap)?);
+    }
+    if want(Part::Scale) {
+        sections.extend(scale::run(wstap)?);
     }
     if want(Part::Criterion) {
         sections.push(criterion::run()?);
