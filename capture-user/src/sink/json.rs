@@ -10,11 +10,9 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine;
-
 use super::{
-    push_addr, push_json_str, push_padded, push_u64, shorten, split_ts, write_out, ConnCache,
-    Output, OUT_CHUNK,
+    push_addr, push_base64, push_json_str, push_padded, push_u64, shorten, split_ts, write_out,
+    ConnCache, Output, OUT_CHUNK,
 };
 use crate::event::{
     Event, EventKind, EventSink, HttpEvent, MessageKind, StackEvent, TcpEvent, TlsEvent, WsEvent,
@@ -184,14 +182,7 @@ impl<'a> Obj<'a> {
             None => {
                 self.key("data_b64");
                 self.b.push(b'"');
-                let start = self.b.len();
-                let enc = base64::engine::general_purpose::STANDARD;
-                self.b.resize(
-                    start + base64::encoded_len(shown.len(), true).unwrap_or(0),
-                    0,
-                );
-                let n = enc.encode_slice(shown, &mut self.b[start..]).unwrap_or(0);
-                self.b.truncate(start + n);
+                push_base64(self.b, shown);
                 self.b.push(b'"');
             }
         }

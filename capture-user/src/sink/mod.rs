@@ -70,34 +70,15 @@ pub(crate) fn write_out<W: io::Write>(w: &mut W, buf: &mut Vec<u8>, err: &mut Op
 /// escapes it (`\"`, `\\`, `\n` and friends, other control characters as
 /// `\u00xx`); runs of bytes that need nothing are copied whole.
 pub(crate) fn push_json_str(b: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    b.reserve(bytes.len() + 2);
-    b.push(b'"');
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0..=0x1f => 0,
-            _ => continue,
-        };
-        b.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        if short != 0 {
-            b.extend_from_slice(&[b'\\', short]);
-        } else {
-            b.extend_from_slice(b"\\u00");
-            b.extend_from_slice(&[HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
-        }
-    }
-    b.extend_from_slice(&bytes[start..]);
-    b.push(b'"');
+    // SIMD (sonic-rs's kernel): runs of plain bytes are copied 16 or 32 at a
+    // time, the escapes are serde_json's (the property test holds it to that).
+    json_escape_simd::escape_into(s, b);
+}
+
+/// Appends `p` in standard base64 with padding (the `base64` crate's
+/// `STANDARD`), SIMD-encoded.
+pub(crate) fn push_base64(b: &mut Vec<u8>, p: &[u8]) {
+    base64_simd::STANDARD.encode_append(p, b);
 }
 
 /// Appends `v` in decimal.
@@ -228,13 +209,42 @@ mod tests {
                     proptest::char::range('\u{0}', '\u{7f}'),
                     proptest::prelude::any::<char>(),
                 ],
-                0..40,
+                0..300,
             )
         ) {
             let s: String = s.into_iter().collect();
             let mut b = Vec::new();
             push_json_str(&mut b, &s);
             proptest::prop_assert_eq!(b, serde_json::to_vec(&s).unwrap());
+        }
+
+        #[test]
+        fn base64_is_the_base64_crates_standard(
+            p in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..5),
+        ) {
+            use base64::Engine;
+            let mut b = prefix.clone();
+            push_base64(&mut b, &p);
+            let mut want = prefix;
+            want.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&p).as_bytes());
+            proptest::prop_assert_eq!(b, want);
+        }
+    }
+
+    #[test]
+    fn json_escape_finds_each_special_character_at_every_offset() {
+        // The SIMD kernel works 16 or 32 bytes at a time: every position in
+        // and across a block, and a long string of plain bytes around it.
+        for c in [
+            '"', '\\', '\n', '\u{1}', '\u{1f}', '\u{7f}', '\u{2028}', 'é',
+        ] {
+            for at in 0..70 {
+                let s = format!("{}{c}{}", "a".repeat(at), "b".repeat(70 - at));
+                let mut b = Vec::new();
+                push_json_str(&mut b, &s);
+                assert_eq!(b, serde_json::to_vec(&s).unwrap(), "{c:?} at {at}");
+            }
         }
     }
 

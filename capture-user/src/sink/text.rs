@@ -162,13 +162,15 @@ impl<W: Write> Drop for TextSink<W> {
     }
 }
 
-/// Escapes control characters, quotes and backslashes. Runs of printable
-/// ASCII are copied as they are.
+/// Escapes control characters (`\n`, `\r`, `\t`, else `\u{..}`, C1
+/// controls included), quotes and backslashes; every other character is
+/// copied. Runs that need nothing are found eight bytes at a time
+/// ([`plain_run`]) and copied whole.
 fn escape_into(out: &mut Vec<u8>, s: &str) {
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    out.reserve(s.len());
     let mut rest = s;
     loop {
-        let n = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
+        let n = plain_run(rest.as_bytes());
         out.extend_from_slice(&rest.as_bytes()[..n]);
         rest = &rest[n..];
         let Some(c) = rest.chars().next() else { return };
@@ -185,6 +187,36 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
         }
         rest = &rest[c.len_utf8()..];
     }
+}
+
+/// Length of the prefix of UTF-8 `b` that [`escape_into`] copies as it is:
+/// up to the first byte below 0x20, `"`, `\`, DEL, or 0xC2 (the lead byte of
+/// U+0080..U+00BF, where the C1 controls are; the character decides). A
+/// word-at-a-time scan (SWAR): a word is skipped when none of its bytes
+/// is one of those; borrows can only flag bytes above a real hit, so the
+/// lowest flagged byte is the first hit.
+fn plain_run(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let special = |w: u64| {
+        (w.wrapping_sub(LO * 0x20) & !w & HI)
+            | zero_byte(w ^ (LO * u64::from(b'"')))
+            | zero_byte(w ^ (LO * u64::from(b'\\')))
+            | zero_byte(w ^ (LO * 0x7f))
+            | zero_byte(w ^ (LO * 0xc2))
+    };
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let m = special(w);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let plain = |c: u8| c >= 0x20 && !matches!(c, b'"' | b'\\' | 0x7f | 0xc2);
+    i + b[i..].iter().take_while(|&&c| plain(c)).count()
 }
 
 /// TCP flags as letters, tcpdump style (`S`, `.` for ACK, `P`, `F`, `R`, `U`).
@@ -437,6 +469,60 @@ mod tests {
 
     use super::*;
     use crate::event::Direction;
+
+    /// The escape as it was written first, a character at a time: the
+    /// word-at-a-time scan must produce exactly this.
+    fn escape_one_char_at_a_time(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in s.chars() {
+            match c {
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_escape_matches_the_character_at_a_time_escape(
+            s in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::char::range('\u{0}', '\u{7f}'),
+                    proptest::char::range('\u{80}', '\u{c0}'),
+                    proptest::prelude::any::<char>(),
+                ],
+                0..300,
+            )
+        ) {
+            let s: String = s.into_iter().collect();
+            let mut out = Vec::new();
+            escape_into(&mut out, &s);
+            proptest::prop_assert_eq!(out, escape_one_char_at_a_time(&s));
+        }
+    }
+
+    #[test]
+    fn text_escape_finds_each_special_character_at_every_offset() {
+        for c in (0u8..=0x7f)
+            .map(char::from)
+            .chain(['\u{80}', '\u{9f}', '\u{a0}', '\u{bf}', '\u{2028}', 'é'])
+        {
+            for at in 0..20 {
+                let s = format!("{}{c}{}", "x".repeat(at), "y".repeat(20 - at));
+                let mut out = Vec::new();
+                escape_into(&mut out, &s);
+                assert_eq!(out, escape_one_char_at_a_time(&s), "{c:?} at {at}");
+            }
+        }
+    }
 
     #[test]
     fn local_ends_show_comm_and_pid() {

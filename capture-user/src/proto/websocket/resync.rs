@@ -77,6 +77,77 @@ pub fn hunt(buf: &[u8], masked: Option<bool>, fresh: bool, at_end: bool) -> Hunt
     }
 }
 
+/// What earlier scans of a hunt buffer learned, so that a scan after more
+/// bytes arrived does not start over: a rejected offset stays rejected
+/// (its verdict rests on bytes already there; more bytes, or the end of
+/// the stream, cannot save it), so only the offsets left undecided and the
+/// new ones are looked at again. [`HuntMemo::hunt`] therefore returns
+/// exactly what [`hunt`] on the whole buffer returns, at a cost of the new
+/// bytes instead of the whole buffer (a bulk transfer after a gap was
+/// scanned about ten times over, seconds of CPU per lost ring's worth).
+#[derive(Debug, Default)]
+pub struct HuntMemo {
+    /// Offsets below this were checked: rejected, or in `undecided`.
+    checked: usize,
+    /// Offsets found undecided by the last scan, in ascending order.
+    undecided: Vec<usize>,
+    /// The masking expected when those verdicts were made.
+    masked: Option<bool>,
+}
+
+impl HuntMemo {
+    /// [`hunt`]`(buf, masked, fresh, at_end)`, remembering verdicts.
+    pub fn hunt(&mut self, buf: &[u8], masked: Option<bool>, fresh: bool, at_end: bool) -> Hunt {
+        if masked != self.masked || self.checked > buf.len() {
+            self.forget();
+            self.masked = masked;
+        }
+        let old = std::mem::take(&mut self.undecided);
+        let mut need0 = None;
+        let new = self.checked..buf.len();
+        for o in old.iter().copied().chain(new) {
+            match chain(buf, o, masked, fresh && o == 0, at_end) {
+                Chain::Confirmed => {
+                    self.forget();
+                    return Hunt::Found(o);
+                }
+                Chain::Undecided(need) => {
+                    if o == 0 {
+                        need0 = Some(need);
+                    }
+                    self.undecided.push(o);
+                }
+                Chain::Rejected => {}
+            }
+        }
+        self.checked = buf.len();
+        Hunt::NeedMore {
+            discard: self.undecided.first().copied().unwrap_or(buf.len()),
+            need0,
+        }
+    }
+
+    /// The first `n` bytes of the buffer were dropped: offsets move down.
+    pub fn discard(&mut self, n: usize) {
+        self.undecided.retain(|&o| o >= n);
+        for o in &mut self.undecided {
+            *o -= n;
+        }
+        self.checked = self.checked.saturating_sub(n);
+    }
+
+    /// The buffer starts over (a gap, a new hunt).
+    pub fn forget(&mut self) {
+        self.checked = 0;
+        self.undecided.clear();
+    }
+
+    /// Heap bytes held.
+    pub fn mem(&self) -> usize {
+        self.undecided.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
 /// Checks the chain of frame headers starting at offset `o`. `start`: `o`
 /// is a natural boundary (start of stream or end of a gap).
 pub fn chain(buf: &[u8], o: usize, mut masked: Option<bool>, start: bool, at_end: bool) -> Chain {
@@ -195,6 +266,58 @@ fn payload_plausible(h: &FrameHeader, payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds `stream` in pieces to a memo and, at each step, compares its
+    /// verdict with a full scan of the same buffer, discarding as the
+    /// stream's hunter does.
+    fn memo_agrees_with_full_scans(stream: &[u8], piece: usize, masked: Option<bool>) {
+        let mut memo = HuntMemo::default();
+        let mut buf = Vec::new();
+        let mut fresh = true;
+        for (i, p) in stream.chunks(piece).enumerate() {
+            buf.extend_from_slice(p);
+            let at_end = (i + 1) * piece >= stream.len();
+            let want = hunt(&buf, masked, fresh, at_end);
+            let got = memo.hunt(&buf, masked, fresh, at_end);
+            assert_eq!(got, want, "after {} bytes", (i + 1) * piece);
+            match got {
+                Hunt::Found(_) => return,
+                Hunt::NeedMore { discard, .. } => {
+                    buf.drain(..discard);
+                    memo.discard(discard);
+                    if discard > 0 {
+                        fresh = false;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn memo_finds_what_a_full_scan_finds() {
+        // Pseudo-random bytes (xorshift), with frames planted after a while.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        for (seed_len, piece) in [(3000, 97), (20_000, 1460), (70_000, 4096), (5000, 1)] {
+            let mut s = noise(seed_len);
+            for _ in 0..8 {
+                s.extend_from_slice(b"\x82\x7e\x01\x00");
+                s.extend(noise(256));
+            }
+            memo_agrees_with_full_scans(&s, piece, Some(false));
+            memo_agrees_with_full_scans(&s, piece, None);
+            memo_agrees_with_full_scans(&noise(seed_len), piece, Some(true));
+        }
+    }
 
     #[test]
     fn single_frame_at_start() {

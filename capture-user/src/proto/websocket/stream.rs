@@ -12,7 +12,7 @@ use std::mem;
 
 use super::deflate::{DeflateConfig, Inflater};
 use super::frame::{FrameError, FrameHeader, Opcode, MAX_HEADER};
-use super::resync::{chain, hunt, Chain, Hunt};
+use super::resync::{chain, Chain, Hunt, HuntMemo};
 use super::unmask::{extend_unmasked, reserve_capped};
 use crate::event::{EventKind, MessageKind, WsEvent};
 use crate::proto::{Emit, ProtoConfig};
@@ -87,30 +87,37 @@ impl Cx<'_> {
 enum Sync {
     /// Frame boundaries known.
     Synced,
-    /// Looking for a frame boundary in `buf`.
-    Hunting {
-        buf: Vec<u8>,
-        skipped: u64,
-        /// Buffer length at the last full scan.
-        scanned: usize,
-        /// `buf[0]` follows a stream start or a gap: a likely frame start.
-        fresh: bool,
-        /// Buffer length at which the candidate at offset 0 can be decided.
-        need0: usize,
-    },
+    /// Looking for a frame boundary (boxed: few directions hunt, and every
+    /// direction of 10,000 connections holds a `Sync`).
+    Hunting(Box<Hunting>),
     /// Not WebSocket; ignore everything.
     Dead,
 }
 
+/// A hunt for a frame boundary in `buf`.
+struct Hunting {
+    buf: Vec<u8>,
+    skipped: u64,
+    /// Buffer length at the last full scan.
+    scanned: usize,
+    /// `buf[0]` follows a stream start or a gap: a likely frame start.
+    fresh: bool,
+    /// Buffer length at which the candidate at offset 0 can be decided.
+    need0: usize,
+    /// Verdicts of earlier scans of `buf`.
+    memo: HuntMemo,
+}
+
 impl Sync {
     fn hunting(buf: Vec<u8>, skipped: u64, fresh: bool) -> Sync {
-        Sync::Hunting {
+        Sync::Hunting(Box::new(Hunting {
             buf,
             skipped,
             scanned: 0,
             fresh,
             need0: 0,
-        }
+            memo: HuntMemo::default(),
+        }))
     }
 }
 
@@ -278,8 +285,8 @@ impl WsStream {
                     self.try_hunt(false, cx, out);
                 }
             }
-            Sync::Hunting { buf, .. } => {
-                buf.extend_from_slice(data);
+            Sync::Hunting(h) => {
+                h.buf.extend_from_slice(data);
                 self.try_hunt(false, cx, out);
             }
         }
@@ -290,16 +297,19 @@ impl WsStream {
         self.trust = self.trust.after_gap();
         match &mut self.sync {
             Sync::Dead => {}
-            Sync::Hunting {
-                buf,
-                skipped,
-                scanned,
-                fresh,
-                need0,
-            } => {
+            Sync::Hunting(h) => {
+                let Hunting {
+                    buf,
+                    skipped,
+                    scanned,
+                    fresh,
+                    need0,
+                    memo,
+                } = &mut **h;
                 *need0 = 0;
                 *skipped += buf.len() as u64;
                 buf.clear();
+                memo.forget();
                 *scanned = 0;
                 *fresh = true;
             }
@@ -337,13 +347,13 @@ impl WsStream {
 
     /// No more bytes will come: decode what can be, flush a cut message.
     pub fn end(&mut self, cx: &mut Cx<'_>, out: &mut dyn FnMut(Emit<'_>)) {
-        if matches!(self.sync, Sync::Hunting { .. }) {
+        if matches!(self.sync, Sync::Hunting(_)) {
             self.try_hunt(true, cx, out);
         }
         let ever_synced = self.ever_synced();
         match &mut self.sync {
-            Sync::Hunting { buf, skipped, .. } => {
-                let n = *skipped + buf.len() as u64;
+            Sync::Hunting(h) => {
+                let n = h.skipped + h.buf.len() as u64;
                 if !ever_synced && n > 0 && !mem::replace(cx.not_ws_reported, true) {
                     cx.violation(out, FrameError::NoFraming(n));
                 }
@@ -373,7 +383,7 @@ impl WsStream {
     #[inline]
     pub fn mem(&self) -> usize {
         let hunt = match &self.sync {
-            Sync::Hunting { buf, .. } => buf.capacity(),
+            Sync::Hunting(h) => std::mem::size_of::<Hunting>() + h.buf.capacity() + h.memo.mem(),
             _ => 0,
         };
         std::mem::size_of::<Self>()
@@ -414,16 +424,17 @@ impl WsStream {
             // what the role demands (clients mask, servers never do).
             let expect = self.masking.seen.or(cx.is_client());
             let ever_synced = self.ever_synced();
-            let Sync::Hunting {
+            let Sync::Hunting(h) = &mut self.sync else {
+                return;
+            };
+            let Hunting {
                 buf,
                 skipped,
                 scanned,
                 fresh,
                 need0,
-            } = &mut self.sync
-            else {
-                return;
-            };
+                memo,
+            } = &mut **h;
             if buf.is_empty() {
                 return;
             }
@@ -435,7 +446,7 @@ impl WsStream {
             let full = at_end || buf.len() <= HUNT_EAGER || buf.len() >= *scanned + *scanned / 8;
             let result = if full {
                 *scanned = buf.len();
-                hunt(buf, expect, *fresh, at_end)
+                memo.hunt(buf, expect, *fresh, at_end)
             } else if *fresh && buf.len() >= *need0 {
                 match chain(buf, 0, expect, true, false) {
                     Chain::Confirmed => Hunt::Found(0),
@@ -470,6 +481,7 @@ impl WsStream {
                 Hunt::NeedMore { discard, need0: n0 } => {
                     *need0 = n0.unwrap_or(usize::MAX);
                     buf.drain(..discard);
+                    memo.discard(discard);
                     *skipped += discard as u64;
                     if discard > 0 {
                         *fresh = false;
@@ -477,6 +489,7 @@ impl WsStream {
                     if buf.len() > HUNT_MAX {
                         let d = buf.len() - HUNT_MAX / 2;
                         buf.drain(..d);
+                        memo.discard(d);
                         *skipped += d as u64;
                         *fresh = false;
                     }
