@@ -98,6 +98,63 @@ fn bench_unmask(c: &mut Criterion) {
     g.finish();
 }
 
+/// Text for the escaping benchmarks: `escapes` pairs of characters JSON
+/// must escape (a quote, a newline) per KiB, the rest ASCII and two- and three-byte characters.
+fn text(n: usize, escapes: usize) -> String {
+    let parts = ["hello, world ", "Grüße ", "价格 ", "{k: 1} "];
+    let mut s = String::with_capacity(n + 16);
+    let mut i = 0;
+    while s.len() < n {
+        s.push_str(parts[i % parts.len()]);
+        if escapes > 0 && i % (1024 / 14 / escapes).max(1) == 0 {
+            s.push_str("\"\n");
+        }
+        i += 1;
+    }
+    s
+}
+
+/// The output's encoders, per byte of payload: JSON string escaping (text
+/// payloads, mostly plain, and with a newline and quotes every few dozen
+/// bytes), the text sink's escaping, and base64 (binary payloads).
+fn bench_output(c: &mut Criterion) {
+    let mut g = c.benchmark_group("output");
+    let mut out = Vec::with_capacity(3 << 20);
+    for (label, escapes) in [("plain", 0), ("escapes", 8)] {
+        let t = text(1 << 20, escapes);
+        g.throughput(Throughput::Bytes(t.len() as u64));
+        g.bench_function(format!("json_escape_{label}_1MiB"), |b| {
+            b.iter(|| {
+                out.clear();
+                wstap::sink::push_json_str(&mut out, black_box(&t));
+            })
+        });
+        g.bench_function(format!("text_escape_{label}_1MiB"), |b| {
+            b.iter(|| {
+                out.clear();
+                wstap::sink::text::escape_into(&mut out, black_box(&t));
+            })
+        });
+    }
+    let small = text(100, 0);
+    g.throughput(Throughput::Bytes(small.len() as u64));
+    g.bench_function("json_escape_plain_100B", |b| {
+        b.iter(|| {
+            out.clear();
+            wstap::sink::push_json_str(&mut out, black_box(&small));
+        })
+    });
+    let bin = pattern(1 << 20, 7);
+    g.throughput(Throughput::Bytes(bin.len() as u64));
+    g.bench_function("base64_1MiB", |b| {
+        b.iter(|| {
+            out.clear();
+            wstap::sink::push_base64(&mut out, black_box(&bin));
+        })
+    });
+    g.finish();
+}
+
 /// The client of the benchmarked connections (its SYN was seen).
 fn role() -> Role {
     Role::known(Side::Initiator)
@@ -303,5 +360,11 @@ fn bench_decoder(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_unmask, bench_session, bench_decoder);
+criterion_group!(
+    benches,
+    bench_unmask,
+    bench_output,
+    bench_session,
+    bench_decoder
+);
 criterion_main!(benches);

@@ -143,8 +143,14 @@ fn write_capture(name: &str, packets: &[Vec<u8>]) -> PathBuf {
 /// `wstap -r - ARGS` with `bytes` on its standard input, fed from a thread
 /// in small writes (as `tcpdump -w -` makes them) while its output is read.
 fn wstap_stdin(bytes: Vec<u8>, args: &[&str]) -> std::process::Output {
+    wstap_pipe("-", bytes, args)
+}
+
+/// `wstap -r PATH ARGS` with `bytes` on a pipe as its standard input
+/// (`PATH`: `-` or `/dev/stdin`).
+fn wstap_pipe(path: &str, bytes: Vec<u8>, args: &[&str]) -> std::process::Output {
     let mut child = Command::new(tests::wstap_bin())
-        .args(["-r", "-"])
+        .args(["-r", path])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -836,19 +842,21 @@ fn read_from_standard_input_decodes_like_the_file() {
             "{}",
             String::from_utf8_lossy(&want.stderr)
         );
-        let got = wstap_stdin(std::fs::read(file).unwrap(), &["--format", "json"]);
-        let err = String::from_utf8_lossy(&got.stderr);
-        assert!(got.status.success(), "{}: {err}", file.display());
-        let messages = String::from_utf8_lossy(&got.stdout)
-            .matches("\"ws_message\"")
-            .count();
-        assert!(messages > 0, "{}: no message decoded", file.display());
-        assert_eq!(
-            got.stdout,
-            want.stdout,
-            "{}: -r - differs from -r FILE",
-            file.display()
-        );
+        for path in ["-", "/dev/stdin"] {
+            let got = wstap_pipe(path, std::fs::read(file).unwrap(), &["--format", "json"]);
+            let err = String::from_utf8_lossy(&got.stderr);
+            assert!(got.status.success(), "{}: {err}", file.display());
+            let messages = String::from_utf8_lossy(&got.stdout)
+                .matches("\"ws_message\"")
+                .count();
+            assert!(messages > 0, "{}: no message decoded", file.display());
+            assert_eq!(
+                got.stdout,
+                want.stdout,
+                "{}: -r {path} from a pipe differs from -r FILE",
+                file.display()
+            );
+        }
     }
 
     let file = &files[0];
@@ -873,6 +881,96 @@ fn read_from_standard_input_decodes_like_the_file() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read standard input"), "{err}");
+}
+
+/// gzip `bytes` with the system's gzip.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .args(["-c", "-6"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// `.pcap.gz` and `.pcapng.gz` (what `tcpdump -w - | gzip` and rotating
+/// tools leave) decode exactly like the plain files, from a path and from
+/// a pipe, in one gzip member or in several (`cat a.gz b.gz`); a gzip file
+/// cut short prints what it held and says the file was truncated; corrupt
+/// deflate data is an error that says so.
+#[test]
+fn gzip_captures_decode_like_the_plain_ones() {
+    let mut files = vec![
+        write_capture("gz-pcap", &conversation(40300, 8080, 5, 3000)),
+        {
+            let p = std::env::temp_dir().join(format!("wstap-gz-ng-{}.pcapng", std::process::id()));
+            std::fs::write(&p, pcapng(&conversation(40301, 8080, 3, 100))).unwrap();
+            p
+        },
+    ];
+    if let Some(c) = tests::corpus_dir() {
+        files.push(c.join("zeek/jupyter-websocket.pcap"));
+    }
+    for file in &files {
+        let want = wstap(file, &["--format", "json"]);
+        assert!(want.status.success());
+        let plain = std::fs::read(file).unwrap();
+        let one = gzip(&plain);
+        let mut two = gzip(&plain[..plain.len() / 2]);
+        two.extend(gzip(&plain[plain.len() / 2..]));
+        for (what, gz) in [("one member", &one), ("two members", &two)] {
+            let path = file.with_extension("gz");
+            std::fs::write(&path, gz).unwrap();
+            let got = wstap(&path, &["--format", "json"]);
+            let err = String::from_utf8_lossy(&got.stderr);
+            assert!(got.status.success(), "{}, {what}: {err}", file.display());
+            assert!(String::from_utf8_lossy(&got.stdout).contains("\"ws_message\""));
+            assert_eq!(
+                got.stdout,
+                want.stdout,
+                "{}, {what}: differs",
+                file.display()
+            );
+            let piped = wstap_stdin(gz.clone(), &["--format", "json"]);
+            assert_eq!(
+                piped.stdout,
+                want.stdout,
+                "{}, {what}, piped",
+                file.display()
+            );
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    let plain = std::fs::read(&files[0]).unwrap();
+    let gz = gzip(&plain);
+    let cut = wstap_stdin(gz[..gz.len() * 2 / 3].to_vec(), &["--format", "json"]);
+    let err = String::from_utf8_lossy(&cut.stderr);
+    assert!(cut.status.success(), "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    let whole = wstap(&files[0], &["--format", "json"]).stdout;
+    assert!(!cut.stdout.is_empty() && whole.starts_with(&cut.stdout[..cut.stdout.len() / 2]));
+
+    let mut bad = gz.clone();
+    for b in &mut bad[20..60] {
+        *b ^= 0x5a;
+    }
+    let o = wstap_stdin(bad, &["--format", "json"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.to_lowercase().contains("deflate")
+            || err.contains("corrupt")
+            || err.contains("invalid"),
+        "{err}"
+    );
 }
 
 /// `-w -` writes the pcapng stream to standard output, byte for byte what

@@ -69,7 +69,7 @@ pub(crate) fn write_out<W: io::Write>(w: &mut W, buf: &mut Vec<u8>, err: &mut Op
 /// Appends `s` as a JSON string, quoted and escaped exactly as serde_json
 /// escapes it (`\"`, `\\`, `\n` and friends, other control characters as
 /// `\u00xx`); runs of bytes that need nothing are copied whole.
-pub(crate) fn push_json_str(b: &mut Vec<u8>, s: &str) {
+pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
     // SIMD (sonic-rs's kernel): runs of plain bytes are copied 16 or 32 at a
     // time, the escapes are serde_json's (the property test holds it to that).
     json_escape_simd::escape_into(s, b);
@@ -77,7 +77,7 @@ pub(crate) fn push_json_str(b: &mut Vec<u8>, s: &str) {
 
 /// Appends `p` in standard base64 with padding (the `base64` crate's
 /// `STANDARD`), SIMD-encoded.
-pub(crate) fn push_base64(b: &mut Vec<u8>, p: &[u8]) {
+pub fn push_base64(b: &mut Vec<u8>, p: &[u8]) {
     base64_simd::STANDARD.encode_append(p, b);
 }
 

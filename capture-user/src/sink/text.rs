@@ -166,7 +166,7 @@ impl<W: Write> Drop for TextSink<W> {
 /// controls included), quotes and backslashes; every other character is
 /// copied. Runs that need nothing are found eight bytes at a time
 /// ([`plain_run`]) and copied whole.
-fn escape_into(out: &mut Vec<u8>, s: &str) {
+pub fn escape_into(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len());
     let mut rest = s;
     loop {

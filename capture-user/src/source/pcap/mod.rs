@@ -38,7 +38,7 @@ mod packet;
 
 pub use framing::MAX_INTERFACES;
 use framing::{
-    Ifaces, NgBlocks, PcapRecords, DECRYPTION_SECRETS_BLOCK, ENHANCED_PACKET_BLOCK,
+    Ifaces, NgBlocks, PcapRecords, ReadBuf, DECRYPTION_SECRETS_BLOCK, ENHANCED_PACKET_BLOCK,
     INTERFACE_DESCRIPTION_BLOCK, SECRETS_TLS_KEY_LOG, SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
 };
 pub use packet::{parse_packet, LinkType, Parsed};
@@ -155,8 +155,33 @@ impl FileSource {
                 Err(e) => return Err(e.into()),
             }
         };
+        if let Some(map) = map_regular_file(&file) {
+            if map[..2] != GZIP_MAGIC {
+                let m = u32::from_be_bytes([map[0], map[1], map[2], map[3]]);
+                return PcapSource::with_buf(m, ReadBuf::mapped(map, 0, stop));
+            }
+        }
         PcapSource::from_reader_until(file, stop)
     }
+}
+
+/// A regular file of at least four bytes, mapped whole for reading in
+/// place; `None` for pipes, FIFOs, devices, or when mapping fails (then the
+/// file is read). The map shows the file as it is: a capture file another
+/// process truncates while wstap reads it ends the process with SIGBUS, as
+/// it would any reader of a mapped file (tcpdump and tshark read; a
+/// capture still being written grows, which is safe: the map ends where
+/// the file ended when it was opened).
+fn map_regular_file(file: &File) -> Option<memmap2::Mmap> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < 4 {
+        return None;
+    }
+    // SAFETY: the map is only read; see above for a file truncated under it.
+    let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
+    // Read front to back once: let the kernel read ahead.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
 }
 
 /// `-r -`: the capture comes on standard input.
@@ -236,22 +261,23 @@ impl<R: Read> PcapSource<PcapChain<R>> {
     /// [`SourceStats::interrupted`] is set.
     pub fn from_reader_until(r: R, stop: Option<&'static AtomicBool>) -> Result<Self, SourceError> {
         let mut r = StopReader { inner: r, stop };
-        let mut magic = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            let n = match r.read(&mut magic[got..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                    return Err(SourceError::Interrupted)
-                }
-                n => n?,
-            };
-            if n == 0 {
-                return Err(SourceError::NotPcap(u32::from_be_bytes(magic)));
-            }
-            got += n;
-        }
-        let m = u32::from_be_bytes(magic);
-        let chained = Cursor::new(magic).chain(r);
+        let first = read_magic(&mut r)?;
+        // A gzip member (`capture.pcap.gz`): the capture is what it holds,
+        // read through the inflater like tshark and tcpdump do.
+        let (magic, rest) = if first[..2] == GZIP_MAGIC {
+            let mut gz = flate2::read::MultiGzDecoder::new(Cursor::new(first).chain(r));
+            (read_magic(&mut gz)?, Unzip::Gz(Box::new(gz)))
+        } else {
+            (first, Unzip::Plain(r))
+        };
+        let chained = Cursor::new(magic).chain(rest);
+        PcapSource::with_buf(u32::from_be_bytes(magic), ReadBuf::reading(chained))
+    }
+}
+
+impl<R: Read> PcapSource<R> {
+    /// The reader of format `m` (the magic number, still unread in `rd`).
+    fn with_buf(m: u32, rd: ReadBuf<R>) -> Result<Self, SourceError> {
         let corrupt = |format| {
             move |e| match e {
                 PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -266,12 +292,12 @@ impl<R: Read> PcapSource<PcapChain<R>> {
         };
         let inner = match m {
             0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 => {
-                let records = PcapRecords::new(chained).map_err(corrupt("pcap"))?;
+                let records = PcapRecords::new(rd).map_err(corrupt("pcap"))?;
                 let link = LinkType::from_code(records.link)?;
                 Inner::Pcap { records, link }
             }
             0x0a0d0d0a => Inner::Ng {
-                blocks: NgBlocks::new(chained).map_err(corrupt("pcapng"))?,
+                blocks: NgBlocks::new(rd).map_err(corrupt("pcapng"))?,
                 ifaces: Ifaces::default(),
             },
             other => return Err(SourceError::NotPcap(other)),
@@ -286,7 +312,46 @@ impl<R: Read> PcapSource<PcapChain<R>> {
 
 /// The reader type behind [`PcapSource::from_reader`] (the magic number is
 /// read first, then put back in front).
-pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, StopReader<R>>;
+pub type PcapChain<R> = std::io::Chain<Cursor<[u8; 4]>, Unzip<StopReader<R>>>;
+
+/// The first two bytes of a gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The capture's bytes: as they are, or inflated from gzip members (a
+/// corrupt member is an I/O error of kind `InvalidInput` or `InvalidData`,
+/// one cut short ends the file like a cut record).
+pub enum Unzip<R: Read> {
+    Plain(R),
+    Gz(Box<flate2::read::MultiGzDecoder<std::io::Chain<Cursor<[u8; 4]>, R>>>),
+}
+
+impl<R: Read> Read for Unzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Unzip::Plain(r) => r.read(buf),
+            Unzip::Gz(g) => g.read(buf),
+        }
+    }
+}
+
+/// The first four bytes, which tell the format.
+fn read_magic(r: &mut impl Read) -> Result<[u8; 4], SourceError> {
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = match r.read(&mut magic[got..]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                return Err(SourceError::Interrupted)
+            }
+            n => n?,
+        };
+        if n == 0 {
+            return Err(SourceError::NotPcap(u32::from_be_bytes(magic)));
+        }
+        got += n;
+    }
+    Ok(magic)
+}
 
 impl<R: Read> PcapSource<R> {
     pub fn stats(&self) -> &SourceStats {
