@@ -31,9 +31,12 @@ set_ciphersuites).
 Conversations (see CONVERSATIONS): plain, deflate (context takeover),
 deflate-nct (no context takeover both ways), deflate-bits (reduced window
 bits), large (several MiB), bulk (binary messages totalling --size bytes,
-for benchmarks), small (--count short text messages, for benchmarks).
-Also bulk-deflate: bulk with permessage-deflate (context takeover; needs a
-server without --no-compression).
+for benchmarks), bulk64k (random 64 KiB binary messages totalling --size),
+large-text (texts of 64 KiB to 16 MiB with multibyte characters and
+characters JSON escapes), small (--count short text messages, for
+benchmarks). Any of the benchmark ones with "-deflate" appended
+(bulk-deflate, small-deflate, ...) negotiates permessage-deflate with context
+takeover (needs a server without --no-compression).
 """
 
 import argparse
@@ -41,6 +44,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import ssl
 import sys
 
@@ -125,14 +129,42 @@ CONVERSATIONS = {
 DEFAULT = ["plain", "deflate", "deflate-nct", "deflate-bits", "large"]
 
 
+# Words of the large texts: multibyte characters, and characters JSON must
+# escape (quotes, backslashes, tabs, newlines, a control character).
+TEXT_WORDS = ["hello", "wörld", "价格", "naïve", "\"quoted\"", "back\\slash",
+              "tab\there", "line\n", "ctl\x01", "emoji\U0001F600", "plain", "text"]
+
+
+def large_text(n, seed):
+    """Valid UTF-8 text of at most n bytes (within a word of it),
+    deterministic."""
+    rng = random.Random(seed)
+    parts, size = [], 0
+    while True:
+        w = rng.choice(TEXT_WORDS)
+        if size + len(w.encode()) + 1 > n:
+            return " ".join(parts)
+        parts.append(w)
+        size += len(w.encode()) + 1
+
+
 def bench_script(name, args):
-    if name == "bulk-deflate":
-        return bench_script("bulk", args)
+    if name.endswith("-deflate"):
+        return bench_script(name[: -len("-deflate")], args)
     if name == "bulk":
         chunk = 1 << 20
         data = pattern(chunk, 9)
         n = max(1, args.size // chunk)
         return [("send", data)] * n
+    if name == "bulk64k":
+        # Random binary, a different message each time (randbytes is fast
+        # and deterministic per seed).
+        rng = random.Random(args.port)
+        n = max(1, args.size // 65536)
+        return [("send", rng.randbytes(65536)) for _ in range(n)]
+    if name == "large-text":
+        return [("send", large_text(n, i)) for i, n in enumerate(
+            [64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20])]
     if name == "small":
         return [("send", f"message number {i} with a little text")for i in range(args.count)]
     raise SystemExit(f"unknown conversation {name!r}")
@@ -142,7 +174,7 @@ async def run_conversation(name, args):
     conf = CONVERSATIONS.get(name)
     if conf is None:
         conf = {"compression": None, "script": lambda: bench_script(name, args)}
-        if name == "bulk-deflate":
+        if name.endswith("-deflate"):
             conf["compression"] = "deflate"
     kwargs = {"max_size": MAX, "ping_interval": None, "max_queue": None}
     if "extensions" in conf:

@@ -32,6 +32,9 @@ struct Spec {
     /// Over wss:// (TLS 1.3, AES-256-GCM): the client logs its secrets,
     /// wstap and tshark decrypt with them.
     tls: bool,
+    /// The server accepts permessage-deflate (the clients ask for it with
+    /// their `-deflate` conversations).
+    deflate: bool,
 }
 
 fn specs() -> Vec<Spec> {
@@ -52,6 +55,7 @@ fn specs() -> Vec<Spec> {
             min_bytes: 200_000_000,
             target_ratio: 20.0,
             tls: false,
+            deflate: false,
         },
         Spec {
             name: "wss-bulk",
@@ -66,6 +70,7 @@ fn specs() -> Vec<Spec> {
             min_bytes: 200_000_000,
             target_ratio: 10.0,
             tls: true,
+            deflate: false,
         },
         Spec {
             name: "small",
@@ -87,6 +92,68 @@ fn specs() -> Vec<Spec> {
             min_bytes: 0,
             target_ratio: 50.0,
             tls: false,
+            deflate: false,
+        },
+        Spec {
+            name: "deflate-bulk",
+            clients: (0..4)
+                .map(|_| {
+                    strings(&[
+                        "--conversation",
+                        "bulk64k-deflate",
+                        "--size",
+                        &(20u64 << 20).to_string(),
+                    ])
+                })
+                .collect(),
+            describe: "deflate-bulk: 4 connections × 20 MiB of random 64 KiB binary messages, permessage-deflate (context takeover), echoed".into(),
+            min_messages: 2_000,
+            min_bytes: 150_000_000,
+            target_ratio: 30.0,
+            tls: false,
+            deflate: true,
+        },
+        Spec {
+            name: "large-text",
+            clients: vec![strings(&["--conversation", "large-text"])],
+            describe: "large-text: 1 connection, 5 texts of 64 KiB, 256 KiB, 1 MiB, 4 MiB and 16 MiB (multibyte characters, quotes, backslashes, tabs, newlines, a control character), echoed; no compression".into(),
+            min_messages: 10,
+            min_bytes: 40_000_000,
+            target_ratio: 30.0,
+            tls: false,
+            deflate: false,
+        },
+        Spec {
+            name: "large-text-deflate",
+            clients: vec![strings(&["--conversation", "large-text-deflate"])],
+            describe: "large-text-deflate: the large texts with permessage-deflate (context takeover)".into(),
+            min_messages: 10,
+            min_bytes: 40_000_000,
+            target_ratio: 30.0,
+            tls: false,
+            deflate: true,
+        },
+        Spec {
+            name: "small-deflate",
+            clients: (0..SMALL_CLIENTS)
+                .map(|_| {
+                    strings(&[
+                        "--conversation",
+                        "small-deflate",
+                        "--count",
+                        &SMALL_PER_CLIENT.to_string(),
+                    ])
+                })
+                .collect(),
+            describe: format!(
+                "small-deflate: the small conversation with permessage-deflate (context takeover): {} compressed text messages",
+                fmt_count(2 * SMALL_CLIENTS * SMALL_PER_CLIENT)
+            ),
+            min_messages: 500_000,
+            min_bytes: 0,
+            target_ratio: 30.0,
+            tls: false,
+            deflate: true,
         },
     ]
 }
@@ -248,7 +315,7 @@ pub fn run(wstap: &Path, opts: &Opts) -> Result<Section> {
     all_notes.extend(notes);
     all_notes.extend(
         [
-            "- Recorded with tcpdump on `lo` of a private network namespace from real peers (`tests/peers/ws_peer.py`, Python `websockets`, echo server; no compression); tcpdump dropped 0 packets. Cached in `target/bench-data/` (`--regenerate` records again).",
+            "- Recorded with tcpdump on `lo` of a private network namespace from real peers (`tests/peers/ws_peer.py`, Python `websockets`, echo server; compression only in the `deflate` captures); tcpdump dropped 0 packets. Cached in `target/bench-data/` (`--regenerate` records again).",
             "- **MB/s** = WebSocket message payload bytes in the capture (sum of the message lengths the peers logged, both directions; 1 MB = 10⁶ bytes) / wall-clock seconds of the whole process, reading the file from the page cache. **msgs/s** = messages in the capture / wall-clock seconds. Ratio = throughput / tshark's on the same capture.",
             "- `wstap json`: `wstap -r FILE --format json > /dev/null`, every payload printed in full (base64 or text). `wstap text`: `wstap -r FILE > /dev/null`, default text output (payload previews). Message counts and bytes from wstap's exit summary.",
             "- `tshark`: `tshark -r FILE -Y websocket -T fields -e websocket.opcode -e websocket.payload.text -e data.data`, output read through a pipe and counted (opcode 1/2 fields = messages; text field length + hex digits/2 = payload bytes printed).",
@@ -566,7 +633,11 @@ fn record(spec: &Spec, file: &Path, keys: Option<&Path>, attempt: u32) -> Result
         "tcpdump",
     )?;
     let mut tcpdump = Reaper(child);
-    let mut server_args = strings(&["--no-compression"]);
+    let mut server_args = if spec.deflate {
+        Vec::new()
+    } else {
+        strings(&["--no-compression"])
+    };
     let mut clients = spec.clients.clone();
     if let Some(keys) = keys {
         let (cert, key) = super::self_signed_cert(&work)?;
