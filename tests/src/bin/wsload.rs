@@ -612,7 +612,7 @@ async fn talk(ws: Ws, client: SocketAddr, server: SocketAddr, plan: Plan, seed: 
             // The text alphabet is ASCII.
             Message::Text(String::from_utf8(buf[..len].to_vec()).unwrap().into())
         };
-        let batch_full = (sent.messages + 1) % plan.batch as u64 == 0;
+        let batch_full = (sent.messages + 1).is_multiple_of(plan.batch as u64);
         let r = if batch_full {
             tx.send(msg).await
         } else {

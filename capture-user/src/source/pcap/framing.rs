@@ -135,6 +135,8 @@ pub(super) struct ReadBuf<R: Read> {
     /// reader), at the next multiple of [`STOP_CHECK_EVERY`].
     stop: Option<&'static std::sync::atomic::AtomicBool>,
     next_stop_check: usize,
+    /// A mapped file's pages before this offset were released.
+    released: usize,
 }
 
 impl<R: Read> ReadBuf<R> {
@@ -146,6 +148,7 @@ impl<R: Read> ReadBuf<R> {
             len: 0,
             stop: None,
             next_stop_check: usize::MAX,
+            released: 0,
         }
     }
 
@@ -163,6 +166,34 @@ impl<R: Read> ReadBuf<R> {
             len,
             stop,
             next_stop_check: STOP_CHECK_EVERY,
+            released: 0,
+        }
+    }
+
+    /// Unmaps the pages of a mapped file already parsed: they stay in the
+    /// page cache, but no longer count in wstap's RSS (a 10 GB capture would
+    /// otherwise show 10 GB resident by the end). Nothing refers to them:
+    /// a segment borrows the buffer only while it is handed on, and what the
+    /// decoder keeps it copied.
+    fn release_read_pages(&mut self) {
+        let Store::Mapped(map) = &self.buf else {
+            return;
+        };
+        const PAGE: usize = 4096;
+        let end = self.pos & !(PAGE - 1);
+        if end > self.released {
+            // SAFETY: MADV_DONTNEED on a read-only file mapping only drops
+            // this process's page table entries; a later read of the range
+            // faults the same file bytes back in. No reference into
+            // `released..end` is alive (see above).
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    end - self.released,
+                )
+            };
+            self.released = end;
         }
     }
 
@@ -208,6 +239,7 @@ impl<R: Read> ReadBuf<R> {
     pub(super) fn at_end(&mut self) -> Result<bool, PcapError> {
         if self.pos >= self.next_stop_check {
             self.next_stop_check = self.pos + STOP_CHECK_EVERY;
+            self.release_read_pages();
             if self
                 .stop
                 .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
