@@ -283,7 +283,11 @@ fn run(
             // small message, half the time of small compressed traffic.
             let guess = input.len().saturating_mul(4).clamp(MIN_ROOM, CHUNK);
             let want = (max_out - res.data.len()).min(guess);
-            reserve_capped(&mut res.data, want, max_out);
+            // Room left from the last call is used first (the tail after a
+            // message's last frame needs a few bytes, not a new buffer).
+            if res.data.capacity() - res.data.len() < want.min(MIN_ROOM / 4) {
+                reserve_capped(&mut res.data, want, max_out);
+            }
             let room = (res.data.capacity() - res.data.len()).min(max_out - res.data.len());
             let start = res.data.len();
             res.data.resize(start + room, 0);
