@@ -407,6 +407,13 @@ pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 /// the built object against every name here.
 pub const PROG_TC_INGRESS: &str = "wstap_ingress";
 pub const PROG_TC_EGRESS: &str = "wstap_egress";
+/// A TC program that does nothing: with [`ENV_BENCH_NOOP`] set, wstap
+/// attaches it beside its own so that `cargo xtask bench --only kernel`
+/// measures the cost of merely running a program on the same packets.
+pub const PROG_TC_NOOP: &str = "wstap_noop";
+/// The environment variable that makes wstap attach [`PROG_TC_NOOP`]
+/// (TCX only; its links die with the process like the others).
+pub const ENV_BENCH_NOOP: &str = "WSTAP_BENCH_NOOP";
 pub const PROG_XDP: &str = "xdp_tap";
 /// The ownership hooks (`capture-ebpf/src/sock.rs`): tracepoint
 /// `sock:inet_sock_set_state`, `sock_io` on `sock:sock_recv_length` and

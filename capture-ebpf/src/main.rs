@@ -86,6 +86,13 @@ pub fn wstap_egress(ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
+/// Does nothing: the yardstick of the kernel benchmark (see
+/// `capture_common::PROG_TC_NOOP`).
+#[classifier]
+pub fn wstap_noop(_ctx: TcContext) -> i32 {
+    TC_ACT_UNSPEC
+}
+
 #[xdp(frags)]
 pub fn xdp_tap(ctx: XdpContext) -> u32 {
     tap(&ctx, DIR_INGRESS);

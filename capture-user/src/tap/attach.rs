@@ -61,7 +61,13 @@ pub(super) fn load_programs(ebpf: &mut Ebpf, how: Attach) -> Result<(), TapError
         ],
         Attach::Xdp(_) => &[capture_common::PROG_XDP],
     };
-    for &name in names {
+    let noop = [capture_common::PROG_TC_NOOP];
+    let extra: &[&'static str] = if matches!(how, Attach::Tc(_)) && bench_noop() {
+        &noop
+    } else {
+        &[]
+    };
+    for &name in names.iter().chain(extra) {
         let loaded = match how {
             Attach::Tc(_) => program::<SchedClassifier>(ebpf, name)?.load(),
             Attach::Xdp(_) => program::<Xdp>(ebpf, name)?.load(),
@@ -93,6 +99,12 @@ pub(super) fn attach(
     }
 }
 
+/// `WSTAP_BENCH_NOOP` is set: attach the no-op program too
+/// ([`capture_common::PROG_TC_NOOP`]).
+fn bench_noop() -> bool {
+    std::env::var_os(capture_common::ENV_BENCH_NOOP).is_some()
+}
+
 /// On loopback every packet passes egress and then ingress: only egress is
 /// attached there, so each segment is seen once (as tcpdump shows it).
 fn attach_tc(
@@ -119,6 +131,14 @@ fn attach_tc(
     let mut dirs = vec![(capture_common::PROG_TC_EGRESS, TcAttachType::Egress)];
     if !loopback {
         dirs.insert(0, (capture_common::PROG_TC_INGRESS, TcAttachType::Ingress));
+    }
+    if !netlink && bench_noop() {
+        // After wstap's own on each hook, for the kernel benchmark.
+        let noop = dirs
+            .iter()
+            .map(|&(_, at)| (capture_common::PROG_TC_NOOP, at))
+            .collect::<Vec<_>>();
+        dirs.extend(noop);
     }
     let mut links = Vec::new();
     for (name, at) in dirs {

@@ -591,6 +591,7 @@ mod tests {
         for prog in [
             capture_common::PROG_TC_INGRESS,
             capture_common::PROG_TC_EGRESS,
+            capture_common::PROG_TC_NOOP,
             capture_common::PROG_XDP,
             capture_common::PROG_SOCK_STATE,
             capture_common::PROG_SOCK_IO,

@@ -44,6 +44,53 @@ fn workloads() -> Vec<(&'static str, Vec<String>, bool)> {
     ]
 }
 
+/// Makes wstap attach its no-op TC program beside its own
+/// (`capture_common::ENV_BENCH_NOOP`).
+const NOOP_ENV: &str = "WSTAP_BENCH_NOOP";
+/// That program's name (`capture_common::PROG_TC_NOOP`).
+const NOOP_PROG: &str = "wstap_noop";
+
+/// Each row's TC program against the no-op program on the same packets
+/// (absolute nanoseconds move with the machine; the ratio less), with the
+/// targets: a packet the filter rejects at most 1.5× the no-op, a
+/// delivered small one at most 4×.
+fn against_noop(costs: &[(String, Vec<Cost>)]) -> Vec<String> {
+    let mut v = Vec::new();
+    for (traffic, cs) in costs {
+        let Some(noop) = cs.iter().find(|c| c.program == NOOP_PROG) else {
+            continue;
+        };
+        for tap in cs
+            .iter()
+            .filter(|c| c.program.starts_with("wstap_") && c.program != NOOP_PROG)
+        {
+            let ratio = tap.per_packet() / noop.per_packet();
+            let target = if traffic.contains("rejected by the port filter") {
+                Some(1.5)
+            } else if traffic.contains("small") && traffic.contains("(delivered)") {
+                Some(4.0)
+            } else {
+                None
+            };
+            let verdict = match target {
+                Some(t) if ratio <= t => format!("; target ≤ {t}×: **met**"),
+                Some(t) => format!("; target ≤ {t}×: **NOT met**"),
+                None => String::new(),
+            };
+            v.push(format!(
+                "- {traffic}: `{}` {:.0} ns per packet = **{ratio:.2}×** the no-op program's {:.0} ns on the same packets{verdict}.",
+                tap.program,
+                tap.per_packet(),
+                noop.per_packet()
+            ));
+        }
+    }
+    if !v.is_empty() {
+        v.insert(0, format!("- `{NOOP_PROG}` is a TC program that returns at once, attached after wstap's on the same hooks (`{NOOP_ENV}=1`): what running any program costs here."));
+    }
+    v
+}
+
 /// The port wstap filters on.
 const PORT: &str = "9002";
 /// A second server's port, outside wstap's `--port` filter.
@@ -238,6 +285,7 @@ pub fn run(wstap: &Path, baseline: Option<&Path>) -> Result<Section> {
         "- Process attribution is the `sock_state` and `sock_io` rows; `--no-process` shows the TC programs without them. `--pid OTHER` selects a process that takes no part in the traffic (the second server), so the owner filter rejects every segment in the kernel: compare its `tc_*` rows with the port filter's rejection (\"other port\") and with delivery.".into(),
         format!("- wstap's own count at exit: `{}`", current.kernel_line),
     ];
+    notes.extend(against_noop(&current.costs));
     if let Some((b, m)) = measured.iter().find(|(b, _)| b.baseline) {
         header.push(VS_BASELINE.into());
         notes.push(format!(
@@ -295,6 +343,10 @@ fn measure(wstap: &Path, current: bool) -> Result<std::result::Result<Measured, 
     for (n, setup) in setups(other_server.0.id(), current).into_iter().enumerate() {
         let mut cmd = wstap_tap(&ns, wstap, "lo", PORT);
         cmd.args(&setup.args);
+        if current {
+            // The no-op program beside wstap's: the yardstick of each row.
+            cmd.env(NOOP_ENV, "1");
+        }
         let Listening { child, stderr } = match try_spawn_listening(&mut cmd, "wstap -i")? {
             Ok(l) => l,
             Err((st, head)) => {
