@@ -49,7 +49,8 @@ pub struct Cli {
     pub interface: Vec<String>,
 
     /// Read a pcap or pcapng file instead of capturing live (`-`: standard
-    /// input, e.g. `tcpdump -w - | wstap -r -`).
+    /// input, e.g. `tcpdump -w - | wstap -r -`); gzip'd files
+    /// (`capture.pcap.gz`) are read as they are.
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub read: Option<PathBuf>,
 
