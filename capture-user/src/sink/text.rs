@@ -174,18 +174,23 @@ pub fn escape_into(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&rest.as_bytes()[..n]);
         rest = &rest[n..];
         let Some(c) = rest.chars().next() else { return };
-        match c {
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-        }
+        escape_char(out, c);
         rest = &rest[c.len_utf8()..];
+    }
+}
+
+/// One character as [`escape_into`] writes it.
+fn escape_char(out: &mut Vec<u8>, c: char) {
+    match c {
+        '\n' => out.extend_from_slice(b"\\n"),
+        '\r' => out.extend_from_slice(b"\\r"),
+        '\t' => out.extend_from_slice(b"\\t"),
+        '"' => out.extend_from_slice(b"\\\""),
+        '\\' => out.extend_from_slice(b"\\\\"),
+        c if c.is_control() => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
     }
 }
 
@@ -470,22 +475,12 @@ mod tests {
     use super::*;
     use crate::event::Direction;
 
-    /// The escape as it was written first, a character at a time: the
+    /// The escape a character at a time, as it was written first: the
     /// word-at-a-time scan must produce exactly this.
     fn escape_one_char_at_a_time(s: &str) -> Vec<u8> {
         let mut out = Vec::new();
         for c in s.chars() {
-            match c {
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                '"' => out.extend_from_slice(b"\\\""),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
-                }
-                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-            }
+            escape_char(&mut out, c);
         }
         out
     }

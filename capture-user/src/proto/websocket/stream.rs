@@ -108,6 +108,19 @@ struct Hunting {
     memo: HuntMemo,
 }
 
+impl Hunting {
+    /// Bytes were missed: what is buffered can no longer start a frame
+    /// (counted as skipped) and the next byte is a likely boundary.
+    fn restart_after_gap(&mut self) {
+        self.need0 = 0;
+        self.skipped += self.buf.len() as u64;
+        self.buf.clear();
+        self.memo.forget();
+        self.scanned = 0;
+        self.fresh = true;
+    }
+}
+
 impl Sync {
     fn hunting(buf: Vec<u8>, skipped: u64, fresh: bool) -> Sync {
         Sync::Hunting(Box::new(Hunting {
@@ -297,22 +310,7 @@ impl WsStream {
         self.trust = self.trust.after_gap();
         match &mut self.sync {
             Sync::Dead => {}
-            Sync::Hunting(h) => {
-                let Hunting {
-                    buf,
-                    skipped,
-                    scanned,
-                    fresh,
-                    need0,
-                    memo,
-                } = &mut **h;
-                *need0 = 0;
-                *skipped += buf.len() as u64;
-                buf.clear();
-                memo.forget();
-                *scanned = 0;
-                *fresh = true;
-            }
+            Sync::Hunting(h) => h.restart_after_gap(),
             Sync::Synced => {
                 // A gap inside a payload keeps the frame sync.
                 if self.hdr_len == 0 {
