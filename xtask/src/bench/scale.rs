@@ -429,14 +429,6 @@ fn workers(pair: &Pair, wstap: &Path, wsload: &Path, work: &Path) -> Result<Sect
         "65536",
         "--binary",
     ]);
-    let small = strings(&[
-        "--conns",
-        &CONNS.to_string(),
-        "--duration",
-        "3",
-        "--size",
-        "20-200",
-    ]);
     let packets = strings(&[
         "--conns",
         &CONNS.to_string(),
@@ -445,6 +437,9 @@ fn workers(pair: &Pair, wstap: &Path, wsload: &Path, work: &Path) -> Result<Sect
         "--size",
         "20-200",
     ]);
+    // The same, several messages per write (as in the rate ladder).
+    let mut small = packets.clone();
+    small.extend(strings(&["--batch", BATCH]));
     let traffic = [
         (
             "bulk: 4 connections × 64 KiB binary, echoed, unpaced, 3 s",
